@@ -1,0 +1,1 @@
+"""r1flow building blocks: configs, the tiny world, models, the SFT module, evaluation."""

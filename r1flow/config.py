@@ -1,0 +1,247 @@
+"""Typed schema of the Hydra config tree (conf/), and the per-stage views Snakemake tracks.
+
+Every knob lives here once, with its meaning and, where the paper gives one, its value. The YAML
+files under conf/ are merged onto these dataclasses, so a misspelt key or a wrong type fails at
+composition — before any compute — with OmegaConf's message naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class ModelConfig:
+    """The policy model. ``init=scratch`` builds the architecture below (the pretrain stage of the
+    embedded world); ``init=pretrained`` loads ``name_or_path`` (a hub id or a local directory)
+    with ``from_pretrained`` and the pipeline skips pretraining."""
+
+    name: str = "tiny"
+    init: str = "scratch"  # scratch | pretrained
+    name_or_path: str | None = None
+    arch: str = "qwen2"  # qwen2 | llama (for init=scratch)
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+    tie_word_embeddings: bool = True
+    rope_theta: float = 10000.0
+    dtype: str = "auto"  # auto: float32 on CPU (bf16 matmul is ~50x slower there), bfloat16 on GPU
+    attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class FamilyConfig:
+    """One reasoning-gym family: its generator parameters for the train/held-out splits and for
+    the harder held-out split that measures generalisation (e.g. more terms)."""
+
+    name: str = MISSING
+    weight: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+    hard_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Prompts, splits and the corpora of the embedded world."""
+
+    families: list[FamilyConfig] = field(default_factory=list)
+    heldout_permille: int = 150  # share of the expression space (by hash) that is held out
+    max_abs: int = 99  # drop items whose solution leaves the tokenizer's integer range
+    n_train: int = 4000  # RL / rejection-sampling prompts
+    n_heldout: int = 1000  # evaluation prompts (pass@1's 95% interval ~ +-2.5 points)
+    n_hard: int = 400
+    n_cold_start: int = 2000  # R1: "thousands" of long-CoT cold-start examples
+    # pretraining corpus of the embedded world (ignored with model.init=pretrained)
+    pretrain_docs: int = 40000
+    pretrain_fact_frac: float = 0.4  # "a op b = c" facts
+    pretrain_worked_frac: float = 0.25  # worked examples in the chat format, tags and EOS included
+    pretrain_max_terms: int = 5
+    pretrain_ops: str = "+-*"
+    seed: int = 1234
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings (strategy/devices/precision are what GPU runs change)."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # ddp | fsdp | deepspeed_stage_2 ... on clusters
+    precision: str = "32-true"  # bf16-mixed on GPUs
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    num_threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+    accumulate_grad_batches: int = 1
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to ``lr * min_lr_ratio``."""
+
+    lr: float = 5e-5  # R1 cold-start/general SFT: 5e-5 cosine-decayed to 5e-6
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining from scratch on the procedurally generated corpus (loss on every token)."""
+
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup_steps=100, weight_decay=0.01))
+    max_steps: int = 2000
+    batch_size: int = 16
+    seq_len: int = 128
+    val_every: int = 500
+    val_batches: int = 20
+    ckpt_every: int = 500
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning with the loss on response tokens only (cold-start, general SFT and
+    distillation all use it). ``max_steps`` bounds the run; ``epochs`` is the paper's knob."""
+
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 2  # R1: 2-3 epochs
+    max_steps: int = -1  # -1: as many as the epochs take
+    batch_size: int = 16  # R1: 128
+    max_length: int = 256
+    val_fraction: float = 0.05
+    val_every: int = 100  # steps between validation-loss checks
+    ckpt_every: int = 200
+    bucket_factor: int = 32  # length-bucketing: sort within windows of bucket_factor * batch_size rows
+
+
+@dataclass
+class EvalConfig:
+    """Sampling evaluation (R1_RECIPE.md §5): k samples per prompt at T=0.6, top-p 0.95."""
+
+    k: int = 8
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 96
+    seed: int = 0
+    splits: list[str] = field(default_factory=lambda: ["heldout", "hard"])
+    max_prompts: int = 0  # 0: every prompt of the split
+    prompts_per_batch: int = 64
+    template: str = "chat"  # chat | r1_zero
+    verifier: str = "reasoning_gym.score_answer==1.0"
+
+
+@dataclass
+class IOConfig:
+    """Paths — Snakemake owns them and passes them on the command line. The defaults are the DAG's
+    own locations, so a stage run by hand (or a sweep) reads the DAG's upstream outputs."""
+
+    data_dir: str = "${results_dir}/data"
+    init_model: str | None = None  # model to start from / to evaluate (dir or hub id)
+    out_dir: str | None = None  # default: ${results_dir}/<stage>
+    upstream: list[str] = field(default_factory=list)  # upstream stage dirs (lineage)
+    label: str | None = None  # evaluate: name of the evaluated checkpoint
+
+
+@dataclass
+class RootConfig:
+    name: str = "tiny"  # experiment name: results/<name>/, MLflow experiment r1flow/<name>
+    seed: int = 0
+    results_dir: str = "results/${name}"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    cold_start_sft: SFTConfig = field(default_factory=SFTConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    io: IOConfig = field(default_factory=IOConfig)
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="r1flow_schema", node=RootConfig)
+    for group, node in [("model", ModelConfig), ("data", DataConfig), ("trainer", TrainerConfig)]:
+        cs.store(group=group, name=f"{group}_schema", node=node)
+    cs.store(group="stage", name="sft_schema", node=SFTConfig)
+    cs.store(group="stage", name="pretrain_schema", node=PretrainConfig)
+    cs.store(group="stage", name="evaluate_schema", node=EvalConfig)
+
+
+register_configs()
+
+# What each stage's result depends on: the config sections Snakemake feeds it as its input file.
+STAGE_SECTIONS: dict[str, list[str]] = {
+    "data": ["data", "model.init", "model.name_or_path"],
+    "pretrain": ["model", "pretrain", "trainer"],
+    "cold_start_sft": ["model", "cold_start_sft", "trainer"],
+    "evaluate": ["evaluate", "model.dtype", "model.attn_implementation"],
+}
+
+
+def stage_view(cfg: DictConfig, stage: str) -> dict:
+    """The resolved config sections that ``stage``'s outputs depend on (plus name and seed)."""
+    view: dict[str, Any] = {"name": cfg.name, "seed": cfg.seed}
+    for key in STAGE_SECTIONS[stage]:
+        value = OmegaConf.select(cfg, key)
+        view[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    return view
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra's compose API (tests, Snakefile, sweeps)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks beyond types: fail before compute with a message naming the key."""
+
+    def bad(key: str, why: str) -> None:
+        raise ValueError(f"config error: {key}: {why}")
+
+    if cfg.model.init not in ("scratch", "pretrained"):
+        bad("model.init", f"must be 'scratch' or 'pretrained', got {cfg.model.init!r}")
+    if cfg.model.init == "pretrained" and not cfg.model.name_or_path:
+        bad("model.name_or_path", "required when model.init=pretrained")
+    if cfg.model.hidden_size % cfg.model.num_heads or cfg.model.num_heads % cfg.model.num_kv_heads:
+        bad("model.num_heads", "hidden_size must divide by num_heads and num_heads by num_kv_heads")
+    if not cfg.data.families:
+        bad("data.families", "at least one reasoning-gym family is required")
+    if not 0 < cfg.data.heldout_permille < 1000:
+        bad("data.heldout_permille", "must be in (0, 1000)")
+    if cfg.evaluate.k < 1:
+        bad("evaluate.k", "must be >= 1")
+    if cfg.evaluate.template not in ("chat", "r1_zero"):
+        bad("evaluate.template", "must be 'chat' or 'r1_zero'")
+    for split in cfg.evaluate.splits:
+        if split not in ("heldout", "hard", "train"):
+            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train)")
+    for name in ("pretrain", "cold_start_sft"):
+        sec = cfg[name]
+        if sec.batch_size < 1:
+            bad(f"{name}.batch_size", "must be >= 1")
+        if not 0 < sec.optim.lr < 1:
+            bad(f"{name}.optim.lr", f"must be in (0, 1), got {sec.optim.lr}")

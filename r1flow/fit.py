@@ -1,0 +1,72 @@
+"""Fit a causal LM with Lightning and export it: shared by pretraining and every SFT stage."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from r1flow.models import count_parameters, export_hf
+from r1flow.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
+from r1flow.stage import StageContext
+from r1flow.training import build_trainer, last_checkpoint
+
+log = logging.getLogger("r1flow.fit")
+
+
+def render_sft_rows(tokenizer, rows: list[dict], path: str = "<rows>") -> list[dict]:
+    """Chat-message rows -> (prompt, response) text: the prompt is the chat template up to the
+    assistant's generation prompt (which may pre-fill ``<think>``), the response is the rest."""
+    out = []
+    for i, row in enumerate(rows, 1):
+        msgs = row["messages"]
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise ValueError(f"config error: {path}:{i}: the last message must be the assistant's")
+        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(msgs, tokenize=False)
+        if not full.startswith(prompt) or msgs[-1]["content"].split("</think>")[-1] not in full:
+            # templates that rewrite the assistant turn (e.g. drop the reasoning of past turns)
+            full = prompt + msgs[-1]["content"] + (tokenizer.eos_token or "")
+        out.append({"prompt": prompt, "response": full[len(prompt):].rstrip("\n")})
+    return out
+
+
+def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Dataset, val_ds: Dataset,
+                   max_steps: int, sampler=None, collate=None) -> dict:
+    """Train ``model`` under Lightning (resuming from ``ckpt/last.ckpt`` if an earlier run of this
+    stage was interrupted), then save a plain HF directory in ``<out_dir>/model``."""
+    module = CausalLMModule(model, section.optim, total_steps=max_steps)
+    loader_kw = dict(num_workers=0, collate_fn=collate)
+    if sampler is not None:
+        train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
+    else:
+        train_loader = DataLoader(train_ds, batch_size=section.batch_size, shuffle=True, drop_last=True, **loader_kw)
+    val_loader = DataLoader(val_ds, batch_size=section.batch_size, shuffle=False, **loader_kw)
+    val_every = min(section.val_every, len(train_loader)) if section.val_every else None
+    trainer = build_trainer(
+        ctx.cfg.trainer, ctx.out_dir, ctx.run.lightning_logger(), max_steps=max_steps,
+        grad_clip=section.optim.grad_clip, val_every=val_every, ckpt_every=section.ckpt_every,
+        limit_val_batches=getattr(section, "val_batches", None),
+    )
+    resume = last_checkpoint(ctx.out_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    ctx.run.log_params({"model/parameters": count_parameters(model), "train/max_steps": max_steps})
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+    final = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
+    if trainer.global_rank == 0:
+        model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model")
+        ctx.run.log_hf_model(str(model_dir), name=f"{ctx.cfg.name}-{ctx.stage}",
+                             params={"parameters": str(count_parameters(model)), "steps": str(trainer.global_step)})
+    return {"steps": trainer.global_step, "final_metrics": final}
+
+
+def sft_datasets(tokenizer, rows: list[dict], section, seed: int):
+    """Split rendered rows into train/validation datasets and a length-bucketed batch sampler."""
+    n_val = max(1, int(len(rows) * section.val_fraction))
+    train = PromptResponseDataset(tokenizer, rows[n_val:], section.max_length)
+    val = PromptResponseDataset(tokenizer, rows[:n_val], section.max_length)
+    sampler = BucketBatchSampler(train.lengths(), section.batch_size, section.bucket_factor, seed)
+    return train, val, sampler, pad_collate(tokenizer.pad_token_id)

@@ -1,0 +1,106 @@
+"""What every stage does around its own work: compose → validate → track → run → mark done.
+
+A stage module is thin::
+
+    @stage_main("cold_start_sft")
+    def main(ctx: StageContext) -> dict:
+        ...  # build, fit, export, record
+        return {"summary": ...}
+
+``stage_main`` composes conf/config.yaml with Hydra (so ``--help``, ``--cfg job`` and ``-m``
+sweeps work), validates it before any compute, checks that the MLflow server answers, opens the
+stage's MLflow run (tags, config, upstream lineage), runs the stage, and writes ``done.json`` in
+the stage's output directory last — a crashed stage never leaves a completion file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import tracking
+from r1flow.config import CONF_DIR, digest, stage_view, validate
+from r1flow.datafiles import DataError, code_digest, write_json
+
+log = logging.getLogger("r1flow")
+DONE = "done.json"
+
+
+@dataclass
+class StageContext:
+    cfg: DictConfig
+    stage: str
+    out_dir: Path
+    run: tracking.StageRun
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | None], code_module: str) -> dict:
+    """Run ``fn`` as stage ``stage`` under ``cfg``; return what it returned (also in done.json)."""
+    _quiet_libraries()
+    validate(cfg)
+    out_dir = Path(cfg.io.out_dir or f"{cfg.results_dir}/{stage}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DONE).unlink(missing_ok=True)
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    tracking.check_tracking_server()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    view = stage_view(cfg, stage)
+    t0 = time.time()
+    with tracking.stage_run(
+        stage=stage,
+        experiment=cfg.name,
+        config=resolved,
+        config_digest=digest(view),
+        code_digest=code_digest(code_module),
+        upstream_dirs=list(cfg.io.upstream),
+        out_dir=str(out_dir),
+        run_name=cfg.io.label and f"{stage}:{cfg.io.label}",
+        param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
+    ) as run:
+        ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run)
+        summary = fn(ctx) or {}
+        run.log_metrics({"stage/wall_s": time.time() - t0})
+    summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), **summary}
+    write_json(out_dir / DONE, summary)
+    log.info("%s done in %.1f s -> %s", stage, summary["wall_s"], out_dir)
+    return summary
+
+
+def stage_main(stage: str) -> Callable:
+    """Decorator turning ``fn(ctx)`` into a Hydra entry point ``python -m stages.<stage>``."""
+
+    def decorate(fn: Callable[[StageContext], dict | None]) -> Callable[[], None]:
+        code_module = fn.__module__ if fn.__module__ != "__main__" else f"stages.{stage}"
+
+        @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+        def main(cfg: DictConfig) -> None:
+            try:
+                run_stage(stage, cfg, fn, code_module)
+            except (ValueError, FileNotFoundError, DataError, tracking.TrackingError) as e:
+                if type(e) is ValueError and not str(e).startswith("config error"):
+                    raise  # a bug, not bad input: keep the traceback
+                log.error("%s failed: %s", stage, e)
+                print(f"error: {stage}: {e}", file=sys.stderr)
+                sys.exit(1)
+
+        return main
+
+    return decorate

@@ -1,0 +1,196 @@
+"""Verifiable reasoning tasks: reasoning-gym families, disjoint splits, a step-by-step solver, verification.
+
+Every prompt of the platform comes from a reasoning-gym dataset, and every answer is checked by that
+dataset's own ``score_answer`` (the same call in evaluation, RL and rejection sampling). reasoning-gym
+gives partial credit (gold "4" inside "-4" scores 0.5), so *correct* means a score of exactly 1.0.
+
+Splits are decided by a hash of the canonical expression: an expression is held out when its hash
+falls in the held-out region. A training item is kept only if neither its expression nor any of the
+expressions its step-by-step solution rewrites it into (with three or more terms) is held out, so no
+held-out question appears in any training corpus, pretraining included. Two-term facts ("4 * 9 = 36")
+are the arithmetic table every corpus teaches and are not questions of any split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import reasoning_gym
+
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2}
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+NUMBER_RE = re.compile(r"-?\d+")
+
+
+# ----------------------------------------------------------------------------------- expressions
+def parse_expression(expr: str) -> list[str]:
+    """'4 - 1 * -7' -> ['4', '-', '1', '*', '-7'] (terms and binary operators, space separated)."""
+    tokens = expr.split()
+    if len(tokens) % 2 == 0 or any(t not in _OPS for t in tokens[1::2]):
+        raise ValueError(f"not a flat binary expression: {expr!r}")
+    for t in tokens[::2]:
+        int(t)
+    return tokens
+
+
+def solve_steps(expr: str) -> list[str]:
+    """The rewrites of an expression, one operation at a time, ending with its value.
+
+    '1 - 5 - 2' -> ['1 - 5 - 2', '-4 - 2', '-6']. Multiplication binds tighter; ties go left.
+    """
+    tokens = parse_expression(expr)
+    steps = [" ".join(tokens)]
+    while len(tokens) > 1:
+        ops = tokens[1::2]
+        best = max(_PRECEDENCE[o] for o in ops)
+        i = 2 * next(j for j, o in enumerate(ops) if _PRECEDENCE[o] == best) + 1
+        value = _OPS[tokens[i]](int(tokens[i - 1]), int(tokens[i + 1]))
+        tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2 :]
+        steps.append(" ".join(tokens))
+    return steps
+
+
+def num_terms(expr: str) -> int:
+    return (len(expr.split()) + 1) // 2
+
+
+def max_abs_value(expr: str) -> int:
+    """Largest absolute number that appears anywhere in the solution of ``expr``."""
+    return max(abs(int(n)) for step in solve_steps(expr) for n in step.split()[::2])
+
+
+def split_region(family: str, expr: str, heldout_permille: int) -> str:
+    """'heldout' when the expression's hash falls in the held-out region, else 'train'."""
+    canonical = " ".join(parse_expression(expr))
+    h = int.from_bytes(hashlib.sha256(f"{family}:{canonical}".encode()).digest()[:8], "big")
+    return "heldout" if h % 1000 < heldout_permille else "train"
+
+
+def trainable(family: str, expr: str, heldout_permille: int) -> bool:
+    """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out expression."""
+    return all(
+        split_region(family, step, heldout_permille) == "train"
+        for step in solve_steps(expr)
+        if num_terms(step) >= 3
+    )
+
+
+# ----------------------------------------------------------------------------------- responses
+def cot_response(expr: str) -> tuple[str, str]:
+    """R1's readable format for a solved expression: (reasoning, summary).
+
+    The reasoning rewrites the remaining expression at each step; the summary gives the final
+    answer in <answer> tags.
+    """
+    steps = solve_steps(expr)
+    reasoning = " =\n".join(steps)
+    summary = f"The answer is <answer>{steps[-1]}</answer>."
+    return reasoning, summary
+
+
+def extract_answer(response: str) -> str | None:
+    """The final answer of a response: the content of its last <answer> tag after the reasoning."""
+    tail = response.rsplit("</think>", 1)[-1]
+    found = ANSWER_RE.findall(tail)
+    return found[-1].strip() if found else None
+
+
+def reasoning_result(response: str) -> str | None:
+    """The last number the reasoning arrived at (to check that the answer agrees with the trace)."""
+    if "</think>" not in response:
+        return None
+    think = response.split("</think>", 1)[0]
+    numbers = NUMBER_RE.findall(think)
+    return numbers[-1] if numbers else None
+
+
+def format_ok(response: str) -> bool:
+    """Reasoning closed by exactly one </think> (the opening <think> may be pre-filled by the chat
+    template, or present once), then a summary holding exactly one <answer>…</answer>."""
+    if response.count("</think>") != 1 or response.count("<think>") > 1:
+        return False
+    think, summary = response.split("</think>", 1)
+    if "<answer>" in think or not think.replace("<think>", "").strip():
+        return False
+    return summary.count("<answer>") == 1 and summary.count("</answer>") == 1 and bool(ANSWER_RE.search(summary))
+
+
+# ----------------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class FamilySpec:
+    """One reasoning-gym family as the config describes it (see conf/data/*.yaml)."""
+
+    name: str
+    weight: float
+    params: dict
+    hard_params: dict
+
+
+@lru_cache(maxsize=64)
+def _scorer(family: str):
+    return reasoning_gym.create_dataset(family, size=1, seed=0)
+
+
+def score(family: str, answer: str | None, item: dict) -> float:
+    """reasoning-gym's own ``score_answer`` for ``item`` (a row of our data files)."""
+    if answer is None:
+        return 0.0
+    entry = {"question": item["question"], "answer": item["answer"], "metadata": item["metadata"]}
+    return float(_scorer(family).score_answer(answer, entry))
+
+
+def is_correct(item: dict, response: str) -> bool:
+    """Correct means reasoning-gym's score is exactly 1.0 for the extracted answer."""
+    return score(item["family"], extract_answer(response), item) == 1.0
+
+
+def generate_items(
+    spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int
+) -> Iterator[dict]:
+    """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym."""
+    seen: set[str] = set()
+    chunk, offset = max(256, 4 * n), 0
+    while len(seen) < n:
+        # reasoning-gym seeds item i with seed + i: successive chunks must not overlap
+        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **params)
+        offset += 1
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
+        for entry in ds:
+            expr = entry["metadata"]["expression"]
+            try:
+                if expr in seen or max_abs_value(expr) > max_abs:
+                    continue
+            except ValueError:
+                continue
+            if split == "heldout":
+                if split_region(spec.name, expr, heldout_permille) != "heldout":
+                    continue
+            elif not trainable(spec.name, expr, heldout_permille):
+                continue
+            seen.add(expr)
+            metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}
+            yield {
+                "id": f"{spec.name}-{split}-{hashlib.sha1(expr.encode()).hexdigest()[:12]}",
+                "family": spec.name,
+                "question": entry["question"],
+                "answer": str(entry["answer"]),
+                "metadata": metadata,
+            }
+            if len(seen) >= n:
+                return
+
+
+def random_expression(rng: random.Random, n_terms: int, ops: str, max_digit: int = 9) -> str:
+    """A random flat expression over one-digit terms (pretraining corpus material)."""
+    parts = [str(rng.randint(0, max_digit))]
+    for _ in range(n_terms - 1):
+        parts += [rng.choice(ops), str(rng.randint(0, max_digit))]
+    return " ".join(parts)

@@ -1,0 +1,102 @@
+"""The embedded world's tokenizer: one token per small integer, per word, per symbol — in HF format.
+
+A tiny model copies operands far more reliably when each integer in [-99, 99] is a single token
+(TINY_WORLD.md), so the vocabulary holds every such integer, the words of the task templates, the
+operators and the special tokens of the chat format. Tokens carry their leading space (" 7" and "7"
+are different tokens) and the decoder concatenates them, so decode(encode(text)) == text exactly.
+
+The chat template renders R1's format: the user turn, then the assistant turn opened with a
+pre-filled ``<think>\\n`` — the model writes its reasoning, ``</think>``, a short summary with the
+answer in ``<answer>`` tags, and ends with the end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+BOS, EOS, PAD, UNK = "<|begin|>", "<|end|>", "<|pad|>", "<|unk|>"
+USER, ASSISTANT = "<|user|>", "<|assistant|>"
+TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
+SPECIALS = [PAD, UNK, BOS, EOS, USER, ASSISTANT]
+
+# Pieces: a (signed) number of up to two digits, a word, one symbol, a newline, runs of spaces —
+# each with its leading space. Longer numbers split into two-digit pieces.
+PIECE_PATTERN = r" ?-?\d{1,2}| ?[A-Za-z]+| ?[^\sA-Za-z\d]|\n| +"
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}\n"
+    "{% elif message['role'] == 'user' %}" + USER + "{{ message['content'] }}\n"
+    "{% elif message['role'] == 'assistant' %}" + ASSISTANT + "{{ message['content'] }}" + EOS + "\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}" + ASSISTANT + "<think>\n{% endif %}"
+)
+
+_piece_re = re.compile(PIECE_PATTERN)
+
+
+def pieces(text: str) -> list[str]:
+    return _piece_re.findall(text)
+
+
+def build_tokenizer(corpus: Iterable[str], max_int: int = 99) -> PreTrainedTokenizerFast:
+    """Build the number/word tokenizer; words and symbols are collected from ``corpus``."""
+    vocab_list: list[str] = SPECIALS + TAGS + ["\n", " "]
+    for n in range(-max_int, max_int + 1):
+        vocab_list += [str(n), f" {n}"]
+    for n in range(100):  # second pieces of long numbers
+        vocab_list += [f"{n:02d}"]
+    seen = set(vocab_list)
+    for text in corpus:
+        for tag in TAGS + SPECIALS:
+            text = text.replace(tag, " ")
+        for piece in pieces(text):
+            for p in (piece, piece.lstrip(" "), " " + piece.lstrip(" ")):
+                if p and p not in seen:
+                    seen.add(p)
+                    vocab_list.append(p)
+    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(PIECE_PATTERN), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=[USER, ASSISTANT],
+        clean_up_tokenization_spaces=False,
+    )
+    tok.add_tokens(TAGS)  # not "special": they stay in decoded text
+    tok.chat_template = CHAT_TEMPLATE
+    tok.padding_side = "left"
+    return tok
+
+
+def save_tokenizer(tok: PreTrainedTokenizerFast, path: str | Path) -> None:
+    tok.save_pretrained(str(path))
+
+
+def render_prompt(tok, question: str, template: str = "chat") -> str:
+    """The text a model is given: the chat template with its generation prompt, or R1-Zero's."""
+    if template == "r1_zero":
+        return R1_ZERO_TEMPLATE.format(prompt=question)
+    return tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+
+
+# R1_RECIPE.md §3 (the R1-Zero branch uses it instead of the chat template).
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with "
+    "the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> "
+    "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here "
+    "</answer>. User: {prompt}. Assistant: <think>"
+)

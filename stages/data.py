@@ -1,0 +1,62 @@
+"""Data stage: prompts of every split, cold-start SFT data and — in the embedded world — the
+tokenizer and the pretraining corpus.
+
+    python -m stages.data [experiment=smoke] [data.n_heldout=2000]
+
+Outputs (in ``io.data_dir``): train/heldout/hard.jsonl (reasoning-gym items), cold_start.jsonl
+(chat messages in R1's readable format), and for ``model.init=scratch`` tokenizer/ and
+pretrain_corpus.jsonl; manifest.json lists every file with its sha256 digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from r1flow.datafiles import write_json, write_jsonl
+from r1flow.stage import StageContext, stage_main
+from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
+from r1flow.world import assistant_content, cold_start_rows, make_split, pretraining_corpus
+
+log = logging.getLogger("r1flow.data")
+
+
+@stage_main("data")
+def main(ctx: StageContext) -> dict:
+    cfg, data = ctx.cfg, ctx.cfg.data
+    out = Path(ctx.out_dir)
+    splits = {
+        "train": make_split(data, "train", data.n_train, 1),
+        "heldout": make_split(data, "heldout", data.n_heldout, 2),
+        "hard": make_split(data, "hard", data.n_hard, 3),
+    }
+    # cold-start questions: further training-split items, distinct from the RL prompts
+    extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
+    rl_ids = {r["id"] for r in splits["train"]}
+    cold_items = [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
+    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in splits.items()}
+    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_start_rows(cold_items))
+
+    if cfg.model.init == "scratch":
+        vocab_texts = [r["question"] for rows in splits.values() for r in rows]
+        vocab_texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
+        vocab_texts.append(R1_ZERO_TEMPLATE)
+        tok = build_tokenizer(vocab_texts)
+        tok.save_pretrained(out / "tokenizer")
+        unk = sum(tok(t, add_special_tokens=False)["input_ids"].count(tok.unk_token_id) for t in vocab_texts)
+        if unk:
+            raise ValueError(f"config error: data: the tokenizer leaves {unk} unknown tokens in the task texts")
+        worked = make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
+        files["pretrain_corpus"] = write_jsonl(out / "pretrain_corpus.jsonl", pretraining_corpus(data, worked, tok))
+        log.info("tokenizer: %d tokens", len(tok))
+
+    for name, info in files.items():
+        ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"],
+                            context="eval" if name in ("heldout", "hard") else "train", num_rows=info["rows"])
+    write_json(out / "manifest.json", files)
+    ctx.run.log_artifact(str(out / "manifest.json"))
+    return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}
+
+
+if __name__ == "__main__":
+    main()
