@@ -50,19 +50,19 @@ def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
     return AutoModelForCausalLM.from_config(config)
 
 
-def check_model_source(path_or_id: str) -> None:
+def check_model_source(path_or_id: str, marker: str = "config.json") -> None:
     """Fail early with a clear message when an upstream checkpoint directory is missing."""
     p = Path(path_or_id)
     looks_local = p.is_absolute() or path_or_id.startswith((".", "results/")) or p.exists()
-    if looks_local and not (p / "config.json").is_file():
+    if looks_local and not (p / marker).is_file():
         raise FileNotFoundError(
-            f"upstream checkpoint not found: {path_or_id!r} has no config.json "
+            f"upstream checkpoint not found: {path_or_id!r} has no {marker} "
             "(run its stage first, e.g. `snakemake --cores 2`, or point io.init_model at a model)"
         )
 
 
 def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):
-    check_model_source(path_or_id)
+    check_model_source(path_or_id, "tokenizer_config.json")
     tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

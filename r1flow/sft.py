@@ -53,7 +53,7 @@ class CausalLMModule(L.LightningModule):
 
     def __init__(self, model, optim: OptimConfig, total_steps: int):
         super().__init__()
-        self.model = model
+        self.model = model.train()  # from_pretrained returns eval mode
         self.optim = optim
         self.total_steps = total_steps
         self._t_last: float | None = None

@@ -51,8 +51,8 @@ def build_tokenizer(corpus: Iterable[str], max_int: int = 99) -> PreTrainedToken
     vocab_list: list[str] = SPECIALS + TAGS + ["\n", " "]
     for n in range(-max_int, max_int + 1):
         vocab_list += [str(n), f" {n}"]
-    for n in range(100):  # second pieces of long numbers
-        vocab_list += [f"{n:02d}"]
+    vocab_list += [f"{n:02d}" for n in range(10)]  # second pieces of long numbers ("105" -> "10", "5")
+    vocab_list = list(dict.fromkeys(vocab_list))
     seen = set(vocab_list)
     for text in corpus:
         for tag in TAGS + SPECIALS:

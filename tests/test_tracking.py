@@ -7,19 +7,17 @@ about a second); each test runs in its own temporary working directory.
 from __future__ import annotations
 
 import json
-import sys
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd
-
-import tracking  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from tracking import (  # noqa: E402
+import tracking
+from tracking import (
     PIPELINE_RUN_ENV,
     TrackingError,
     check_tracking_server,
@@ -28,9 +26,9 @@ from tracking import (  # noqa: E402
     stage_run,
     start_pipeline_run,
 )
-from tracking.lineage import main as lineage_main  # noqa: E402
-from tracking.lineage import walk_lineage  # noqa: E402
-from tracking.params import config_params  # noqa: E402
+from tracking.lineage import main as lineage_main
+from tracking.lineage import walk_lineage
+from tracking.params import config_params
 
 DATA_DIGEST = "sha256:" + "d" * 64
 CONFIG = {
@@ -93,8 +91,9 @@ def chain(store_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         (model_dir / "config.json").write_text("{}")
 
         with stage_run(
-            **_stage_kwargs("pretrain", work / "pretrain", system_metrics=True,
-                            param_sections=["pretrain", "model"])
+            **_stage_kwargs(
+                "pretrain", work / "pretrain", system_metrics=True, param_sections=["pretrain", "model"]
+            )
         ) as up:
             up.log_dataset(data, name="cold_start", digest=DATA_DIGEST, num_rows=1)
             base_id = up.register_external_base("Qwen/Qwen2.5-0.5B")
@@ -161,7 +160,7 @@ def test_upstream_run_records_model_dataset_and_config(chain: dict[str, Any]) ->
     # Output model: an external LoggedModel pointing at the weights on disk.
     assert [o.model_id for o in run.outputs.model_outputs] == [chain["model_id"]]
     model = client.get_logged_model(chain["model_id"])
-    assert model.status.to_int() == model.status.READY.to_int()
+    assert model.status == "READY"
     assert model.model_type == "hf-causal-lm"
     assert model.tags["r1.path"] == str(chain["model_dir"])
     assert model.tags["r1.stage"] == "pretrain"
@@ -188,8 +187,7 @@ def test_upstream_run_records_model_dataset_and_config(chain: dict[str, Any]) ->
         "model_id": chain["model_id"],
         "model_path": str(chain["model_dir"]),
         "datasets": [
-            {"name": "cold_start", "digest": DATA_DIGEST, "path": str(chain["data"]),
-             "context": "train"}
+            {"name": "cold_start", "digest": DATA_DIGEST, "path": str(chain["data"]), "context": "train"}
         ],
         "upstream_run_ids": [],
         "tracking_uri": tracking.tracking_uri(),
@@ -208,9 +206,7 @@ def test_downstream_run_links_to_upstream(chain: dict[str, Any]) -> None:
     assert record["upstream_run_ids"] == [chain["up"]]
 
 
-def test_lineage_walks_back_to_the_data(
-    chain: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_lineage_walks_back_to_the_data(chain: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     nodes = walk_lineage(chain["down"])
     assert [(n.stage, n.run_id, n.depth) for n in nodes] == [
         ("cold_start_sft", chain["down"], 0),
@@ -229,7 +225,7 @@ def test_failing_block_marks_run_failed_without_record(env: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         with stage_run(**_stage_kwargs("grpo", env / "grpo")) as run:
             run.log_metrics({"reward": 0.1}, step=0)
-            1 / 0
+            raise ZeroDivisionError("boom")
     assert MlflowClient().get_run(run.run_id).info.status == "FAILED"
     assert not (env / "grpo" / "run.json").exists()
 
@@ -279,7 +275,10 @@ def test_artifact_helpers(env: Path) -> None:
         run.log_artifact(env / "notes.txt", "extra")
         run.log_dict({"pass@1": 0.5, "path": env}, "eval/summary.json")
         run.log_figure(fig, "plots/curve.png")
-        run.log_table([{"prompt": "1+1", "answer": "2"}, {"prompt": "2+2"}], "eval/samples.json")
+        run.log_table(
+            [{"prompt": "1+1", "answer": "2"}, {"prompt": "2+2", "scores": [1, 0]}], "eval/samples.json"
+        )
+        run.log_metrics({"eval/test/pass@1": 0.5})
         run.log_params({"eval.k": 4})
         run.set_tags({"r1.note": "ok"})
     plt.close(fig)
@@ -287,10 +286,11 @@ def test_artifact_helpers(env: Path) -> None:
     paths = {a.path for d in ("extra", "eval", "plots") for a in client.list_artifacts(run.run_id, d)}
     assert {"extra/notes.txt", "eval/summary.json", "plots/curve.png", "eval/samples.json"} <= paths
     table = json.loads(Path(client.download_artifacts(run.run_id, "eval/samples.json", str(env))).read_text())
-    assert table["columns"] == ["prompt", "answer"]
-    assert table["data"] == [["1+1", "2"], ["2+2", None]]
+    assert table["columns"] == ["prompt", "answer", "scores"]
+    assert table["data"] == [["1+1", "2", None], ["2+2", None, [1, 0]]]
     data = client.get_run(run.run_id).data
     assert data.params["eval.k"] == "4" and data.tags["r1.note"] == "ok"
+    assert data.metrics == {"eval/test/pass_at_1": 0.5}  # "@" is not allowed in MLflow names
 
 
 def test_log_hf_model_rejects_missing_directory(env: Path) -> None:
@@ -308,11 +308,11 @@ def test_check_tracking_server_unreachable_fails_fast(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     start = time.monotonic()
-    with pytest.raises(TrackingError, match=r"MLflow tracking server at http://127\.0\.0\.1:9 is unreachable"):
+    with pytest.raises(
+        TrackingError, match=r"MLflow tracking server at http://127\.0\.0\.1:9 is unreachable"
+    ):
         check_tracking_server(timeout_s=5)
     assert time.monotonic() - start < 15
-    import os
-
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # restored after the call
 
 
@@ -330,7 +330,9 @@ def test_config_params_selection() -> None:
     assert params["model.layers"] == "[1, 2]"
     assert "data.vocab" not in params  # long list: left to the YAML artifact
     assert list(config_params(CONFIG, sections=["pretrain", "seed"])) == [
-        "pretrain.steps", "pretrain.lr", "seed"
+        "pretrain.steps",
+        "pretrain.lr",
+        "seed",
     ]
     wide = {"s": {f"k{i}": i for i in range(500)}, "bad key!": "v", "long": "x" * 7000}
     capped = config_params(wide)

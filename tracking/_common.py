@@ -107,9 +107,7 @@ def get_or_create_experiment(client: MlflowClient, experiment: str) -> str:
 def _git(*args: str) -> str | None:
     """Run a read-only git command in the cwd; None if git or the repository is unavailable."""
     try:
-        proc = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=10, check=False
-        )
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -127,6 +125,18 @@ def git_tags() -> dict[str, str]:
         TAG_GIT_COMMIT: commit or "unknown",
         TAG_GIT_DIRTY: "unknown" if status is None else str(bool(status)).lower(),
     }
+
+
+_INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+
+
+def mlflow_key(key: str) -> str:
+    """Make a metric/param/tag name acceptable to MLflow.
+
+    MLflow only allows alphanumerics, ``_ - . / : `` and spaces; ``@`` (as in ``pass@1``)
+    becomes ``_at_``, any other disallowed character ``_``.
+    """
+    return _INVALID_KEY_CHARS.sub("_", key.replace("@", "_at_"))
 
 
 _BAD_MODEL_NAME_CHARS = re.compile(r"""[/:.%"']+""")

@@ -133,9 +133,13 @@ def format_lineage(nodes: list[LineageNode]) -> str:
         arrow = "<- " if node.depth else ""
         lines.append(f"{pad}{arrow}{node.stage}  run={node.run_id}  [{node.status}]")
         for model in node.output_models:
-            lines.append(f"{pad}     model out: {model.model_id} {model.name or ''} {model.path or ''}".rstrip())
+            lines.append(
+                f"{pad}     model out: {model.model_id} {model.name or ''} {model.path or ''}".rstrip()
+            )
         for model in node.input_models:
-            lines.append(f"{pad}     model in:  {model.model_id} {model.name or ''} {model.path or ''}".rstrip())
+            lines.append(
+                f"{pad}     model in:  {model.model_id} {model.name or ''} {model.path or ''}".rstrip()
+            )
         for ds in node.datasets:
             lines.append(f"{pad}     data ({ds.context or '-'}): {ds.name} {ds.digest} {ds.path}")
     return "\n".join(lines)
@@ -155,9 +159,7 @@ def _resolve_start(target: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tracking.lineage", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tracking.lineage", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="MLflow run id, or a stage output dir holding run.json")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
     args = parser.parse_args(argv)

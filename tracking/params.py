@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
+
+from ._common import mlflow_key
 
 #: MLflow's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
 MAX_PARAM_VALUE_CHARS = 6000
@@ -23,7 +24,6 @@ MAX_SEQUENCE_PARAM_CHARS = 250
 MAX_CONFIG_PARAMS = 200
 #: MLflow's limit on a param key (``MAX_ENTITY_KEY_LENGTH``) and its allowed characters.
 MAX_PARAM_KEY_CHARS = 250
-_INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
 def to_plain(obj: Any) -> Any:
@@ -67,7 +67,7 @@ def _param_value(value: Any) -> str | None:
 
 def _param_key(key: str) -> str | None:
     """Make a flattened key acceptable to MLflow, or None to skip it."""
-    key = _INVALID_KEY_CHARS.sub("_", key)
+    key = mlflow_key(key)
     if not key or len(key) > MAX_PARAM_KEY_CHARS or posixpath.normpath(key) != key:
         return None
     return key
@@ -90,8 +90,8 @@ def config_params(
             leaves become params, in priority order; None means the whole config.
         limit: at most this many params are returned; earlier sections win.
 
-    Long lists are skipped (they live in the YAML artifact); characters MLflow rejects in
-    keys are replaced by ``_``.
+    Long lists are skipped (they live in the YAML artifact); keys are made acceptable to
+    MLflow with :func:`tracking._common.mlflow_key`.
     """
     flat = flatten(config)
     if sections is None:

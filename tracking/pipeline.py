@@ -39,9 +39,7 @@ def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None) -> s
     experiment_id = get_or_create_experiment(client, experiment)
     run_tags = {TAG_STAGE: PIPELINE_RUN_NAME, TAG_EXPERIMENT: experiment, **git_tags()}
     run_tags.update({key: str(value) for key, value in (tags or {}).items()})
-    run = client.create_run(
-        experiment_id, run_name=PIPELINE_RUN_NAME, tags=resolve_tags(run_tags)
-    )
+    run = client.create_run(experiment_id, run_name=PIPELINE_RUN_NAME, tags=resolve_tags(run_tags))
     return run.info.run_id
 
 

@@ -55,6 +55,7 @@ from ._common import (
     get_or_create_experiment,
     git_tags,
     logged_model_name,
+    mlflow_key,
     quiet_mlflow_logging,
 )
 from .records import read_run_record, write_run_record
@@ -103,9 +104,7 @@ def _local_dataset_source(path: str) -> DatasetSource:
 class _DigestedDataset(MetaDataset):
     """A metadata-only dataset carrying our digest and, optionally, a row-count profile."""
 
-    def __init__(
-        self, source: DatasetSource, name: str, digest: str, num_rows: int | None = None
-    ) -> None:
+    def __init__(self, source: DatasetSource, name: str, digest: str, num_rows: int | None = None) -> None:
         self._num_rows = num_rows
         super().__init__(source=source, name=name, digest=digest)
 
@@ -199,10 +198,13 @@ class StageRun:
     # -- metrics, params, tags ----------------------------------------------------------------
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log numeric metrics at ``step`` (0 when None) in one batch."""
+        """Log numeric metrics at ``step`` (0 when None) in one batch.
+
+        Names are made acceptable to MLflow (``eval/pass@1`` is logged as ``eval/pass_at_1``).
+        """
         timestamp = int(time.time() * 1000)
         batch = [
-            Metric(key=key, value=float(value), timestamp=timestamp, step=step or 0)
+            Metric(key=mlflow_key(key), value=float(value), timestamp=timestamp, step=step or 0)
             for key, value in metrics.items()
         ]
         if batch:
@@ -211,24 +213,23 @@ class StageRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params (values stringified and cut to MLflow's 6000-character limit).
 
-        MLflow refuses to change the value of an already logged param.
+        Names are made acceptable to MLflow like metric names. MLflow refuses to change
+        the value of an already logged param.
         """
         limit = config_params_mod.MAX_PARAM_VALUE_CHARS
-        batch = [Param(key, str(value)[:limit]) for key, value in params.items()]
+        batch = [Param(mlflow_key(key), str(value)[:limit]) for key, value in params.items()]
         if batch:
             self._client.log_batch(self._run_id, params=batch)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags (values stringified)."""
-        batch = [RunTag(key, str(value)) for key, value in tags.items()]
+        """Set run tags (values stringified, names made acceptable to MLflow)."""
+        batch = [RunTag(mlflow_key(key), str(value)) for key, value in tags.items()]
         if batch:
             self._client.log_batch(self._run_id, tags=batch)
 
     # -- artifacts ----------------------------------------------------------------------------
 
-    def log_artifact(
-        self, path: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Upload a file, or the contents of a directory, under ``artifact_path``."""
         local = os.fspath(path)
         if os.path.isdir(local):
@@ -288,9 +289,7 @@ class StageRun:
             InputTag(TAG_DATASET_DIGEST, digest[:MAX_INPUT_TAG_VALUE_CHARS]),
             InputTag(TAG_DATASET_PATH, abs_path[-MAX_INPUT_TAG_VALUE_CHARS:]),
         ]
-        self._client.log_inputs(
-            self._run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)]
-        )
+        self._client.log_inputs(self._run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
         self._datasets.append({"name": name, "digest": digest, "path": abs_path, "context": context})
 
     # -- models -------------------------------------------------------------------------------
@@ -332,13 +331,14 @@ class StageRun:
         Pass the id to :meth:`log_input_model` to record it as an input of this run.
         """
         source = str(Path(name_or_path).resolve()) if os.path.exists(name_or_path) else name_or_path
-        existing = self._client.search_logged_models(
-            experiment_ids=[self._experiment_id],
-            filter_string=f"tags.`{TAG_MODEL_SOURCE}` = '{source}'",
-            max_results=1,
-        )
-        if existing:
-            return existing[0].model_id
+        if "'" not in source:  # not expressible in a filter string: register a new model
+            existing = self._client.search_logged_models(
+                experiment_ids=[self._experiment_id],
+                filter_string=f"tags.`{TAG_MODEL_SOURCE}` = '{source}'",
+                max_results=1,
+            )
+            if existing:
+                return existing[0].model_id
         model = mlflow.create_external_model(
             name=logged_model_name(name_or_path),
             source_run_id=self._run_id,
@@ -376,9 +376,7 @@ class StageRun:
         return write_run_record(self._out_dir, self.record())
 
 
-def _log_config(
-    run: StageRun, config: Mapping[str, Any], param_sections: Iterable[str] | None
-) -> None:
+def _log_config(run: StageRun, config: Mapping[str, Any], param_sections: Iterable[str] | None) -> None:
     """Log the full config as ``config/resolved.yaml`` and a flattened subset as params."""
     run.log_text(config_params_mod.config_to_yaml(config), "config/resolved.yaml")
     run.log_params(config_params_mod.config_params(config, sections=param_sections))
@@ -432,7 +430,9 @@ def stage_run(
             _log.warning(
                 "Upstream run record in %s points to tracking store %s, not %s: "
                 "lineage links to it will not resolve.",
-                directory, record["tracking_uri"], uri,
+                directory,
+                record["tracking_uri"],
+                uri,
             )
     upstream_run_ids = list(dict.fromkeys(record["run_id"] for record in upstream))
 

@@ -1,0 +1,165 @@
+# r1flow — the DeepSeek-R1 recipe as a Snakemake DAG.
+#
+#   snakemake --cores 2                                  # the embedded default (experiment=tiny)
+#   snakemake --cores 2 --config experiment=smoke        # seconds-scale version of the same graph
+#   snakemake --profile profiles/slurm --config experiment=qwen_math
+#
+# Snakemake owns paths and scheduling; Hydra (conf/) owns every hyperparameter; MLflow owns
+# lineage. Each rule gets its stage's resolved config view as an input file and the digest of
+# the code it runs as a param, so editing either reruns that stage and its descendants only.
+
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+from r1flow.workflow import resolve_experiment, stage_code
+
+EXPERIMENT = config.get("experiment", "tiny")
+CFG, VIEW = resolve_experiment(EXPERIMENT)
+RES = CFG.results_dir
+PY = sys.executable
+SCRATCH = CFG.model.init == "scratch"
+
+
+def run(stage, out):
+    """The command of a stage: Hydra composes the same experiment; Snakemake gives the paths."""
+    return f"{PY} -m stages.{stage} experiment={EXPERIMENT} hydra.run.dir={out} io.out_dir={out} io.data_dir={RES}/data"
+
+# Checkpoints the DAG evaluates: label -> (stage producing it, model path or hub id).
+MODELS = {
+    "base": ("pretrain", f"{RES}/pretrain/model") if SCRATCH else (None, CFG.model.name_or_path),
+    "cold_start_sft": ("cold_start_sft", f"{RES}/cold_start_sft/model"),
+}
+
+
+def done(stage):
+    return f"{RES}/{stage}/done.json" if stage else []
+
+
+def stage_dir(stage):
+    return [f"{RES}/{stage}"] if stage else []
+
+
+def upstream_arg(dirs):
+    return "[" + ",".join(dirs) + "]"
+
+
+onstart:
+    import tracking
+
+    os.environ[tracking.PIPELINE_RUN_ENV] = tracking.start_pipeline_run(CFG.name)
+
+
+onsuccess:
+    import tracking
+
+    if tracking.PIPELINE_RUN_ENV in os.environ:
+        tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FINISHED")
+
+
+onerror:
+    import tracking
+
+    if tracking.PIPELINE_RUN_ENV in os.environ:
+        tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FAILED")
+
+
+rule all:
+    input:
+        expand(f"{RES}/eval/{{label}}/metrics.json", label=list(MODELS)),
+
+
+rule data:
+    input:
+        cfg=VIEW["data"],
+    output:
+        train=f"{RES}/data/train.jsonl",
+        heldout=f"{RES}/data/heldout.jsonl",
+        hard=f"{RES}/data/hard.jsonl",
+        cold_start=f"{RES}/data/cold_start.jsonl",
+        done=f"{RES}/data/done.json",
+    params:
+        code=stage_code("stages.data"),
+        run=run("data", f"{RES}/data"),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/data.log",
+    benchmark:
+        f"{RES}/benchmarks/data.tsv"
+    shell:
+        "{params.run} > {log} 2>&1"
+
+
+rule pretrain:
+    input:
+        cfg=VIEW["pretrain"],
+        data=rules.data.output.done,
+    output:
+        model=directory(f"{RES}/pretrain/model"),
+        done=f"{RES}/pretrain/done.json",
+    params:
+        code=stage_code("stages.pretrain"),
+        run=run("pretrain", f"{RES}/pretrain"),
+        upstream=upstream_arg([f"{RES}/data"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/pretrain.log",
+    benchmark:
+        f"{RES}/benchmarks/pretrain.tsv"
+    shell:
+        "{params.run} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule cold_start_sft:
+    input:
+        cfg=VIEW["cold_start_sft"],
+        data=rules.data.output.done,
+        base=done(MODELS["base"][0]),
+    output:
+        model=directory(f"{RES}/cold_start_sft/model"),
+        done=f"{RES}/cold_start_sft/done.json",
+    params:
+        code=stage_code("stages.cold_start_sft"),
+        run=run("cold_start_sft", f"{RES}/cold_start_sft"),
+        base=MODELS["base"][1],
+        upstream=upstream_arg([f"{RES}/data"] + stage_dir(MODELS["base"][0])),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/cold_start_sft.log",
+    benchmark:
+        f"{RES}/benchmarks/cold_start_sft.tsv"
+    shell:
+        "{params.run} io.init_model={params.base}"
+        " 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        cfg=VIEW["evaluate"],
+        data=rules.data.output.done,
+        model=lambda wc: done(MODELS[wc.label][0]),
+    output:
+        metrics=f"{RES}/eval/{{label}}/metrics.json",
+        samples=f"{RES}/eval/{{label}}/samples.jsonl",
+        plot=report(f"{RES}/eval/{{label}}/pass_at_k.png", category="Evaluation", subcategory="{label}"),
+    wildcard_constraints:
+        label="|".join(MODELS),
+    params:
+        code=stage_code("stages.evaluate"),
+        run=lambda wc: run("evaluate", f"{RES}/eval/{wc.label}"),
+        model=lambda wc: MODELS[wc.label][1],
+        upstream=lambda wc: upstream_arg([f"{RES}/data"] + stage_dir(MODELS[wc.label][0])),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/evaluate_{{label}}.log",
+    benchmark:
+        f"{RES}/benchmarks/evaluate_{{label}}.tsv"
+    shell:
+        "{params.run} io.init_model={params.model} io.label={wildcards.label} 'io.upstream={params.upstream}' > {log} 2>&1"
