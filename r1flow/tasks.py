@@ -4,7 +4,7 @@ Every prompt of the platform comes from a reasoning-gym dataset, and every answe
 dataset's own ``score_answer`` (the same call in evaluation, RL and rejection sampling). reasoning-gym
 gives partial credit (gold "4" inside "-4" scores 0.5), so *correct* means a score of exactly 1.0.
 
-Splits are decided by a hash of the canonical expression: an expression is held out when its hash
+Splits are decided by a hash of the canonical expression (whatever the family's wording): an expression is held out when its hash
 falls in the held-out region. A training item is kept only if neither its expression nor any of the
 expressions its step-by-step solution rewrites it into (with three or more terms) is held out, so no
 held-out question appears in any training corpus, pretraining included. Two-term facts ("4 * 9 = 36")
@@ -66,17 +66,20 @@ def max_abs_value(expr: str) -> int:
     return max(abs(int(n)) for step in solve_steps(expr) for n in step.split()[::2])
 
 
-def split_region(family: str, expr: str, heldout_permille: int) -> str:
-    """'heldout' when the expression's hash falls in the held-out region, else 'train'."""
+def split_region(expr: str, heldout_permille: int) -> str:
+    """'heldout' when the expression's hash falls in the held-out region, else 'train'.
+
+    The hash ignores the family, so one expression is held out under every wording of it.
+    """
     canonical = " ".join(parse_expression(expr))
-    h = int.from_bytes(hashlib.sha256(f"{family}:{canonical}".encode()).digest()[:8], "big")
+    h = int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
     return "heldout" if h % 1000 < heldout_permille else "train"
 
 
-def trainable(family: str, expr: str, heldout_permille: int) -> bool:
+def trainable(expr: str, heldout_permille: int) -> bool:
     """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out expression."""
     return all(
-        split_region(family, step, heldout_permille) == "train"
+        split_region(step, heldout_permille) == "train"
         for step in solve_steps(expr)
         if num_terms(step) >= 3
     )
@@ -86,11 +89,13 @@ def trainable(family: str, expr: str, heldout_permille: int) -> bool:
 def cot_response(expr: str) -> tuple[str, str]:
     """R1's readable format for a solved expression: (reasoning, summary).
 
-    The reasoning rewrites the remaining expression at each step; the summary gives the final
-    answer in <answer> tags.
+    The reasoning rewrites the remaining expression one operation at a time, starting from the
+    question's expression (so every line follows from the line before it by the same rule, as in the
+    pretraining chains); the summary gives the final answer in <answer> tags.
+    '4 - 1 - 7' -> ('3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
     steps = solve_steps(expr)
-    reasoning = " =\n".join(steps)
+    reasoning = " =\n".join(steps[1:])
     summary = f"The answer is <answer>{steps[-1]}</answer>."
     return reasoning, summary
 
@@ -171,9 +176,9 @@ def generate_items(
             except ValueError:
                 continue
             if split == "heldout":
-                if split_region(spec.name, expr, heldout_permille) != "heldout":
+                if split_region(expr, heldout_permille) != "heldout":
                     continue
-            elif not trainable(spec.name, expr, heldout_permille):
+            elif not trainable(expr, heldout_permille):
                 continue
             seen.add(expr)
             metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}

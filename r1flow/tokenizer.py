@@ -40,6 +40,7 @@ CHAT_TEMPLATE = (
 )
 
 _piece_re = re.compile(PIECE_PATTERN)
+SUMMARY_WORDS = "The answer is ."  # the summary line of R1's readable format (r1flow/tasks.py)
 
 
 def pieces(text: str) -> list[str]:
@@ -54,7 +55,7 @@ def build_tokenizer(corpus: Iterable[str], max_int: int = 99) -> PreTrainedToken
     vocab_list += [f"{n:02d}" for n in range(10)]  # second pieces of long numbers ("105" -> "10", "5")
     vocab_list = list(dict.fromkeys(vocab_list))
     seen = set(vocab_list)
-    for text in corpus:
+    for text in [*corpus, SUMMARY_WORDS, R1_ZERO_TEMPLATE]:
         for tag in TAGS + SPECIALS:
             text = text.replace(tag, " ")
         for piece in pieces(text):

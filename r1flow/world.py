@@ -31,7 +31,7 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[d
     """``n`` items mixed across families by weight. ``split``: train | heldout | hard."""
     specs = family_specs(data)
     rows: list[dict] = []
-    for i, (spec, count) in enumerate(zip(specs, _counts(specs, n))):
+    for spec, count in zip(specs, _counts(specs, n)):
         params = spec.hard_params if split == "hard" else spec.params
         region = "train" if split == "train" else "heldout"
         key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
@@ -94,7 +94,7 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) ->
             steps = solve_steps(expr)
             if max(abs(int(t)) for s in steps for t in s.split()[::2]) > data.max_abs:
                 continue
-            if not all(trainable(fam, expr, data.heldout_permille) for fam in {f.name for f in data.families}):
+            if not trainable(expr, data.heldout_permille):
                 continue
             docs.append({"text": " =\n".join(steps)})
             made += 1

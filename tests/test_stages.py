@@ -1,0 +1,98 @@
+"""Stage smoke tests (a few steps each on the smoke world) and bad input: clear error, non-zero
+exit, no completion file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import run_stage
+
+
+def test_smoke_stages_produce_hf_checkpoints(smoke_world):
+    for stage in ("pretrain", "cold_start_sft"):
+        model = smoke_world / stage / "model"
+        assert (model / "model.safetensors").is_file() and (model / "tokenizer_config.json").is_file()
+        assert (model / "chat_template.jinja").is_file() or "chat_template" in (model / "tokenizer_config.json").read_text()
+        done = json.loads((smoke_world / stage / "done.json").read_text())
+        assert done["steps"] == 6
+        record = json.loads((smoke_world / stage / "run.json").read_text())
+        assert record["model_id"] and record["run_id"] == done["run_id"]
+    manifest = json.loads((smoke_world / "data" / "manifest.json").read_text())
+    assert set(manifest) >= {"train", "heldout", "hard", "cold_start", "pretrain_corpus"}
+    assert all(len(v["digest"]) == 64 for v in manifest.values())
+
+
+def test_from_pretrained_path_loads_a_locally_saved_checkpoint(smoke_world):
+    from r1flow.config import compose
+    from r1flow.models import load_model, load_tokenizer
+
+    cfg = compose(["experiment=smoke", "model.init=pretrained", f"model.name_or_path={smoke_world}/pretrain/model"])
+    tok = load_tokenizer(cfg.model.name_or_path)
+    model = load_model(cfg.model.name_or_path, cfg.model)
+    assert model.config.vocab_size == len(tok)
+
+
+def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
+    out = tmp_path / "eval"
+    run_stage("evaluate", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
+              f"io.init_model={smoke_world}/cold_start_sft/model", "io.label=cold_start_sft",
+              f"hydra.run.dir={out}", f"io.upstream=[{smoke_world}/cold_start_sft]")
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length", "pass@1_ci95", "per_family"):
+        assert key in m
+    assert m["k"] == 2 and m["spec"]["temperature"] == 0.6 and m["spec"]["top_p"] == 0.95
+    assert set(m["splits"]) == {"heldout", "hard"}
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * (8 + 8)  # k * (max_prompts heldout + hard)
+    assert (out / "pass_at_k.png").stat().st_size > 1000
+
+
+def test_sft_resumes_from_last_checkpoint(smoke_world, tmp_path):
+    out = tmp_path / "sft"
+    common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
+              f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}"]
+    run_stage("cold_start_sft", *common, "cold_start_sft.max_steps=4")
+    # simulate an interruption: keep the checkpoint, drop the outputs, ask for more steps
+    assert (out / "ckpt" / "last.ckpt").is_file()
+    shutil.rmtree(out / "model")
+    (out / "done.json").unlink()
+    proc = run_stage("cold_start_sft", *common, "cold_start_sft.max_steps=6")
+    assert "resuming from" in proc.stderr + proc.stdout
+    assert json.loads((out / "done.json").read_text())["steps"] == 6
+
+
+def assert_failed_cleanly(proc, out, *needles):
+    assert proc.returncode != 0
+    text = proc.stderr + proc.stdout
+    for needle in needles:
+        assert needle in text, text[-2000:]
+    assert not (out / "done.json").exists()
+
+
+def test_missing_upstream_checkpoint(smoke_world, tmp_path):
+    out = tmp_path / "sft"
+    proc = run_stage("cold_start_sft", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
+                     f"io.out_dir={out}", f"io.init_model={tmp_path}/nowhere", f"hydra.run.dir={out}", check=False)
+    assert_failed_cleanly(proc, out, "upstream checkpoint not found", "nowhere")
+
+
+def test_malformed_data_row_names_file_and_line(smoke_world, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(smoke_world / "data", data)
+    lines = (data / "cold_start.jsonl").read_text().splitlines()
+    lines[2] = '{"id": "broken", "messages": [ '
+    (data / "cold_start.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "sft"
+    proc = run_stage("cold_start_sft", f"results_dir={smoke_world}", f"io.data_dir={data}", f"io.out_dir={out}",
+                     f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}", check=False)
+    assert_failed_cleanly(proc, out, "cold_start.jsonl:3", "malformed JSON")
+
+
+def test_unreachable_mlflow_server_fails_before_compute(smoke_world, tmp_path):
+    out = tmp_path / "eval"
+    proc = run_stage("evaluate", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
+                     f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}",
+                     env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
+    assert_failed_cleanly(proc, out, "unreachable", "127.0.0.1:9")
+    assert not (out / "metrics.json").exists()

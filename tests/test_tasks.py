@@ -1,0 +1,111 @@
+"""Unit tests: solver, verifier, answer extraction and format, splits, tokenizer and chat template."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1flow.config import compose
+from r1flow.tasks import (
+    cot_response,
+    extract_answer,
+    format_ok,
+    is_correct,
+    reasoning_result,
+    solve_steps,
+    split_region,
+    trainable,
+)
+from r1flow.tokenizer import EOS, build_tokenizer, render_prompt
+from r1flow.world import assistant_content, make_split, pretraining_corpus
+
+
+def test_solver_rewrites_one_operation_at_a_time():
+    assert solve_steps("1 - 5 - 2") == ["1 - 5 - 2", "-4 - 2", "-6"]
+    assert solve_steps("6 + 2 * 3") == ["6 + 2 * 3", "6 + 6", "12"]
+    assert solve_steps("2 * 3 - 4 * 5") == ["2 * 3 - 4 * 5", "6 - 4 * 5", "6 - 20", "-14"]
+    with pytest.raises(ValueError):
+        solve_steps("1 +")
+
+
+def response_for(expr: str) -> str:
+    reasoning, summary = cot_response(expr)
+    return f"{reasoning}\n</think>\n{summary}"  # the chat template pre-fills "<think>\n"
+
+
+ITEM = {"family": "chain_sum", "question": "State the final answer to the following arithmetic problem: 4 - 1 - 7 =",
+        "answer": "-4", "metadata": {"expression": "4 - 1 - 7", "num_terms": 3, "num_digits": 1}}
+
+
+def test_verifier_is_reasoning_gym_with_full_credit_only():
+    assert is_correct(ITEM, response_for("4 - 1 - 7"))
+    # reasoning-gym gives 0.5 to "4" against gold "-4": that is not correct
+    assert not is_correct(ITEM, "4 - 1 - 7 =\n4\n</think>\nThe answer is <answer>4</answer>.")
+    assert not is_correct(ITEM, "no answer at all")
+
+
+def test_answer_extraction_and_format():
+    r = response_for("4 - 1 - 7")
+    assert extract_answer(r) == "-4" and reasoning_result(r) == "-4"
+    assert format_ok(r), "pre-filled <think> must be accepted"
+    assert format_ok("<think>\n" + r), "explicit <think> must be accepted"
+    assert not format_ok("<think><think>x</think><answer>1</answer>")
+    assert not format_ok(r + "</think>"), "two closing tags"
+    assert not format_ok("x\n</think>\nThe answer is 3."), "no answer tag"
+    assert not format_ok("</think><answer>3</answer>"), "empty reasoning"
+    assert extract_answer("<answer>5</answer></think> summary <answer>6</answer>") == "6"
+    # disagreement between trace and answer is measurable
+    assert reasoning_result("1 + 1 =\n2\n</think>\n<answer>3</answer>") == "2"
+
+
+def test_split_regions_are_disjoint_and_rewrites_excluded():
+    cfg = compose(["experiment=smoke"])
+    train = make_split(cfg.data, "train", 200, 1)
+    heldout = make_split(cfg.data, "heldout", 100, 2)
+    hard = make_split(cfg.data, "hard", 30, 3)
+    perm = cfg.data.heldout_permille
+    held_exprs = {(r["family"], r["metadata"]["expression"]) for r in heldout + hard}
+    assert all(split_region(e, perm) == "heldout" for _, e in held_exprs)
+    for r in train:
+        expr = r["metadata"]["expression"]
+        assert trainable(expr, perm)
+        assert expr not in {e for _, e in held_exprs}
+    assert {r["id"] for r in train}.isdisjoint({r["id"] for r in heldout + hard})
+    hard_terms = [r["metadata"]["num_terms"] for r in hard if r["family"] == "chain_sum"]
+    assert min(hard_terms) > cfg.data.families[0].params["max_terms"]
+
+
+def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():
+    cfg = compose(["experiment=smoke"])
+    tok = build_tokenizer(["State the final answer to the following arithmetic problem:", "Calculate ."])
+    heldout = make_split(cfg.data, "heldout", 100, 2)
+    docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), tok)
+    text = "\n".join(d["text"] for d in docs)
+    for r in heldout:
+        assert r["question"] not in text
+    for d in docs:
+        for line in d["text"].split("\n"):
+            expr = line.split(" =")[0].split("problem: ")[-1].split("Calculate ")[-1].rstrip(".")
+            try:
+                steps = solve_steps(expr)
+            except ValueError:
+                continue
+            for step in steps:
+                if len(step.split()) >= 5:  # three or more terms
+                    assert split_region(step, cfg.data.heldout_permille) == "train", step
+
+
+def test_tokenizer_round_trip_and_chat_template():
+    q = ITEM["question"]
+    tok = build_tokenizer([q])
+    prompt = render_prompt(tok, q)
+    assert prompt.endswith("<|assistant|><think>\n"), "generation prompt pre-fills <think>"
+    full = prompt + response_for("4 - 1 - 7") + EOS
+    ids = tok(full, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == full
+    assert tok.unk_token_id not in ids
+    # integers are single tokens, with or without their leading space
+    assert len(tok(" -42", add_special_tokens=False)["input_ids"]) == 1
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": q}, {"role": "assistant", "content": assistant_content("4 - 1 - 7")}], tokenize=False)
+    assert rendered.startswith(prompt) and rendered.rstrip("\n").endswith(EOS)
+    assert "<answer>-4</answer>" in rendered
