@@ -15,6 +15,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+sys.path.insert(0, workflow.basedir)  # this checkout's code, even when another copy is installed
+
 from r1flow.workflow import resolve_experiment, stage_code
 
 EXPERIMENT = config.get("experiment", "tiny")

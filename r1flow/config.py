@@ -105,7 +105,7 @@ class PretrainConfig:
     """Pretraining from scratch on the procedurally generated corpus (loss on every token)."""
 
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup_steps=100, weight_decay=0.01))
-    max_steps: int = 2000
+    max_steps: int = 1200
     batch_size: int = 16
     seq_len: int = 128
     val_every: int = 500

@@ -7,12 +7,23 @@ world builds a model from scratch with ``build_model``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel, Qwen2Config
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
 
 from r1flow.config import ModelConfig
+
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 
 def resolve_dtype(name: str, accelerator: str = "cpu") -> torch.dtype:
@@ -63,7 +74,14 @@ def check_model_source(path_or_id: str, marker: str = "config.json") -> None:
 
 def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):
     check_model_source(path_or_id, "tokenizer_config.json")
-    tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+    local_cfg = Path(path_or_id) / "tokenizer_config.json"
+    generic = local_cfg.is_file() and json.loads(local_cfg.read_text()).get("tokenizer_class") in GENERIC_TOKENIZERS
+    if generic:
+        # a tokenizer.json of our own: AutoTokenizer would pick the architecture's tokenizer class
+        # (e.g. Qwen2Tokenizer, which rebuilds a BPE pipeline) and ignore its pre-tokenizer
+        tok = PreTrainedTokenizerFast.from_pretrained(path_or_id)
+    else:
+        tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from r1flow.datafiles import read_jsonl
+from r1flow.datafiles import file_digest, read_jsonl
 from r1flow.fit import fit_and_export
 from r1flow.models import build_model, load_tokenizer
 from r1flow.sft import PackedBlocks, pack_documents
@@ -28,6 +28,8 @@ def main(ctx: StageContext) -> dict:
     tok = load_tokenizer(str(data_dir / "tokenizer"))
     corpus_path = data_dir / "pretrain_corpus.jsonl"
     docs = [r["text"] for r in read_jsonl(corpus_path, required=["text"])]
+    ctx.run.log_dataset(str(corpus_path), name=f"{cfg.name}/pretrain_corpus", digest=file_digest(corpus_path),
+                        context="train", num_rows=len(docs))
     random.Random(cfg.seed).shuffle(docs)
     n_val = max(pcfg.batch_size * pcfg.val_batches, len(docs) // 100)
     train = PackedBlocks(pack_documents(tok, docs[n_val:]), pcfg.seq_len)

@@ -31,6 +31,11 @@ def test_from_pretrained_path_loads_a_locally_saved_checkpoint(smoke_world):
     tok = load_tokenizer(cfg.model.name_or_path)
     model = load_model(cfg.model.name_or_path, cfg.model)
     assert model.config.vocab_size == len(tok)
+    # the exported tokenizer tokenizes exactly as the one the data stage built (not the arch's class)
+    text = "State the final answer to the following arithmetic problem: 4 - 1 - 7 =\n<think>\n3 - 7 =\n-4"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert ids == load_tokenizer(str(smoke_world / "data" / "tokenizer"))(text, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids and tok.decode(ids) == text
 
 
 def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
