@@ -146,6 +146,59 @@ class EvalConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """Where completions are sampled. ``hf``: transformers ``generate`` (KV cache, stops at EOS),
+    tested here. ``vllm``: for GPU users; imported lazily, never run on this CPU-only machine."""
+
+    backend: str = "hf"  # hf | vllm
+    prompts_per_batch: int = 64  # hf: prompts per generate call
+    vllm_gpu_memory_utilization: float = 0.4
+    vllm_dtype: str = "auto"
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO (R1_RECIPE.md §2) as used by R1-Zero, reasoning RL and all-scenario RL.
+
+    One *step* is one optimizer step. A rollout of ``generation_batch_size`` completions
+    (``generation_batch_size / group_size`` prompts × ``group_size``) is sampled every
+    ``mu * generation_batch_size / mini_batch_size`` steps and reused for ``mu`` passes of
+    mini-batches of ``mini_batch_size`` completions with π_old's log-probs cached. Paper values
+    (R1, Nature 2025) are the defaults; the tiny experiment overrides them with tuned ones.
+    """
+
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-6, min_lr_ratio=1.0, warmup_steps=0,
+                                                                   grad_clip=1.0))  # R1: lr 3e-6
+    max_steps: int = 1700
+    generation_batch_size: int = 512  # R1: 32 prompts x 16 = 512 completions per rollout
+    group_size: int = 16  # G; R1: 16
+    mini_batch_size: int = 512  # completions per optimizer step (R1 splits 8,192 into 16 mini-batches)
+    mu: int = 1  # inner passes over one rollout (π_old fixed)
+    beta: float = 0.001  # KL weight; R1: 0.001, DeepSeekMath: 0.04; 0 drops the reference model
+    eps_low: float = 10.0  # R1 uses a large clip ε (10) on purpose; PPO/DAPO: 0.2
+    eps_high: float = 10.0  # DAPO clip-higher: 0.28
+    scale_rewards: str = "group"  # group (GRPO) | batch | none (Dr. GRPO)
+    loss_type: str = "grpo"  # grpo | bnpo | dr_grpo | dapo
+    mask_truncated: bool = False  # drop completions without EOS from the loss (DAPO)
+    dynamic_sampling: bool = False  # DAPO: drop zero-std groups and refill the batch
+    max_refill_rounds: int = 3
+    ref_reset_every: int = 400  # R1: the reference is reset to the policy every 400 steps; 0: never
+    temperature: float = 1.0  # R1 stage 2: 1.0; stage 4: 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 32768  # R1: 32,768
+    template: str = "chat"  # chat | r1_zero
+    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0, "language": 1.0})
+    reward_kwargs: dict[str, Any] = field(default_factory=dict)
+    logprob_chunk_rows: int = 16  # rows per vocabulary projection (memory bound)
+    eval_every: int = 50  # held-out pass@1 on a subset during training; 0: never
+    eval_prompts: int = 128
+    eval_k: int = 4
+    table_every: int = 50  # sample-completions table artifact
+    ckpt_every: int = 50
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+
+@dataclass
 class IOConfig:
     """Paths — Snakemake owns them and passes them on the command line. The defaults are the DAG's
     own locations, so a stage run by hand (or a sweep) reads the DAG's upstream outputs."""
@@ -168,6 +221,8 @@ class RootConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     cold_start_sft: SFTConfig = field(default_factory=SFTConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    r1_zero: GRPOConfig = field(default_factory=GRPOConfig)
+    reasoning_rl: GRPOConfig = field(default_factory=GRPOConfig)
     io: IOConfig = field(default_factory=IOConfig)
 
 
@@ -179,6 +234,7 @@ def register_configs() -> None:
     cs.store(group="stage", name="sft_schema", node=SFTConfig)
     cs.store(group="stage", name="pretrain_schema", node=PretrainConfig)
     cs.store(group="stage", name="evaluate_schema", node=EvalConfig)
+    cs.store(group="stage", name="grpo_schema", node=GRPOConfig)
 
 
 register_configs()
@@ -189,7 +245,10 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "pretrain": ["model", "pretrain", "trainer"],
     "cold_start_sft": ["model", "cold_start_sft", "trainer"],
     "evaluate": ["evaluate", "model.dtype", "model.attn_implementation"],
+    "reasoning_rl": ["model", "reasoning_rl", "trainer"],
+    "r1_zero": ["model", "r1_zero", "trainer"],
 }
+GRPO_STAGES = ("r1_zero", "reasoning_rl")
 
 
 def stage_view(cfg: DictConfig, stage: str) -> dict:
@@ -239,9 +298,43 @@ def validate(cfg: DictConfig) -> None:
     for split in cfg.evaluate.splits:
         if split not in ("heldout", "hard", "train"):
             bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train)")
+    for name in GRPO_STAGES:
+        validate_grpo(cfg[name], name)
     for name in ("pretrain", "cold_start_sft"):
         sec = cfg[name]
         if sec.batch_size < 1:
             bad(f"{name}.batch_size", "must be >= 1")
         if not 0 < sec.optim.lr < 1:
             bad(f"{name}.optim.lr", f"must be in (0, 1), got {sec.optim.lr}")
+
+
+def validate_grpo(g: DictConfig, name: str) -> None:
+    """GRPO batch arithmetic and choices, checked before any compute."""
+    from r1flow.grpo_loss import LOSS_TYPES, SCALINGS
+
+    def bad(key: str, why: str) -> None:
+        raise ValueError(f"config error: {name}.{key}: {why}")
+
+    if g.group_size < 2:
+        bad("group_size", "GRPO needs at least 2 completions per prompt")
+    if g.generation_batch_size % g.group_size:
+        bad("generation_batch_size", f"{g.generation_batch_size} is not a multiple of group_size={g.group_size} "
+            "(a rollout holds whole groups of G completions per prompt)")
+    if g.mini_batch_size % g.group_size or g.generation_batch_size % g.mini_batch_size:
+        bad("mini_batch_size", f"{g.mini_batch_size} must be a multiple of group_size={g.group_size} and divide "
+            f"generation_batch_size={g.generation_batch_size}")
+    if g.loss_type not in LOSS_TYPES:
+        bad("loss_type", f"{g.loss_type!r} is not one of {LOSS_TYPES}")
+    if g.scale_rewards not in SCALINGS:
+        bad("scale_rewards", f"{g.scale_rewards!r} is not one of {SCALINGS}")
+    if g.template not in ("chat", "r1_zero"):
+        bad("template", "must be 'chat' or 'r1_zero'")
+    if g.rollout.backend not in ("hf", "vllm"):
+        bad("rollout.backend", "must be 'hf' or 'vllm'")
+    if g.mu < 1 or g.beta < 0 or g.temperature <= 0:
+        bad("mu/beta/temperature", "need mu >= 1, beta >= 0, temperature > 0")
+    from r1flow.rewards import REWARDS
+
+    for r in g.rewards:
+        if r not in REWARDS:
+            bad("rewards", f"unknown reward {r!r} (known: {', '.join(sorted(REWARDS))})")

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from r1flow.models import count_parameters, export_hf
 from r1flow.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
 from r1flow.stage import StageContext
-from r1flow.training import build_trainer, last_checkpoint
+from r1flow.training import build_trainer, drop_checkpoints, last_checkpoint
 
 log = logging.getLogger("r1flow.fit")
 
@@ -50,7 +50,7 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
         grad_clip=section.optim.grad_clip, val_every=val_every, ckpt_every=section.ckpt_every,
         limit_val_batches=getattr(section, "val_batches", None),
     )
-    resume = last_checkpoint(ctx.out_dir)
+    resume = last_checkpoint(ctx.out_dir, ctx.config_digest)
     if resume:
         log.info("resuming from %s", resume)
     ctx.run.log_params({"model/parameters": count_parameters(model), "train/max_steps": max_steps})
@@ -60,6 +60,7 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
         model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model")
         ctx.run.log_hf_model(str(model_dir), name=f"{ctx.cfg.name}-{ctx.stage}",
                              params={"parameters": str(count_parameters(model)), "steps": str(trainer.global_step)})
+        drop_checkpoints(ctx.out_dir)
     return {"steps": trainer.global_step, "final_metrics": final}
 
 

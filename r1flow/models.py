@@ -22,7 +22,6 @@ from transformers import (
 
 from r1flow.config import ModelConfig
 
-
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 

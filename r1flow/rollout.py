@@ -79,3 +79,57 @@ class HFGenerator:
                 results[idx[j // params.n]].append(Completion(text=text, token_ids=ids, truncated=truncated))
         model.train(was_training)
         return results
+
+
+class VLLMGenerator:
+    """Rollouts with vLLM, for GPU users (``rollout.backend=vllm``).
+
+    NOT TESTED HERE: this machine has no GPU and vLLM is not installed; the class is written against
+    vLLM's offline ``LLM`` API. The policy's weights are pushed into the engine before every
+    rollout (``load_weights``), as TRL's colocate mode does; check the attribute path against your
+    vLLM version.
+    """
+
+    def __init__(self, model, tokenizer, model_path: str, gpu_memory_utilization: float = 0.4, dtype: str = "auto"):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise RuntimeError(
+                "rollout.backend=vllm needs the vllm package on a CUDA machine (pip install vllm); "
+                "it is not installed here — use rollout.backend=hf"
+            ) from e
+        self.model, self.tok = model, tokenizer
+        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
+                       enable_prefix_caching=True)
+
+    def _sync_weights(self) -> None:
+        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        engine_model.load_weights(((k, v.detach()) for k, v in self.model.state_dict().items()))
+
+    def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
+        from vllm import SamplingParams as VLLMSampling
+
+        self._sync_weights()
+        sp = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                          max_tokens=params.max_new_tokens)
+        outputs = self.llm.generate(prompts, sp, use_tqdm=True)
+        eos = self.tok.eos_token_id
+        results = []
+        for out in outputs:
+            group = []
+            for o in out.outputs:
+                ids = list(o.token_ids)
+                stopped = o.finish_reason == "stop"
+                if stopped and (not ids or ids[-1] != eos):
+                    ids.append(eos)
+                group.append(Completion(text=o.text, token_ids=ids, truncated=not stopped))
+            results.append(group)
+        return results
+
+
+def make_generator(rollout_cfg, model, tokenizer, model_path: str, progress: bool = True):
+    """The configured rollout backend behind one interface: ``generate(prompts, params)``."""
+    if rollout_cfg.backend == "vllm":
+        return VLLMGenerator(model, tokenizer, model_path, rollout_cfg.vllm_gpu_memory_utilization,
+                             rollout_cfg.vllm_dtype)
+    return HFGenerator(model, tokenizer, prompts_per_batch=rollout_cfg.prompts_per_batch, progress=progress)

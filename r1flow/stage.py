@@ -42,6 +42,7 @@ class StageContext:
     stage: str
     out_dir: Path
     run: tracking.StageRun
+    config_digest: str
 
 
 def _quiet_libraries() -> None:
@@ -75,7 +76,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         run_name=cfg.io.label and f"{stage}:{cfg.io.label}",
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
     ) as run:
-        ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run)
+        ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run, config_digest=digest(view))
         summary = fn(ctx) or {}
         run.log_metrics({"stage/wall_s": time.time() - t0})
     summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), **summary}

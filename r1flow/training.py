@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -56,7 +57,19 @@ def build_trainer(
     )
 
 
-def last_checkpoint(out_dir: Path) -> str | None:
-    """``last.ckpt`` of an interrupted run of this stage, for ``trainer.fit(ckpt_path=...)``."""
-    last = out_dir / "ckpt" / "last.ckpt"
+def last_checkpoint(out_dir: Path, config_digest: str) -> str | None:
+    """``last.ckpt`` of an interrupted run of this stage *with the same config*, for
+    ``trainer.fit(ckpt_path=...)``; checkpoints of another config are discarded."""
+    ckpt = Path(out_dir) / "ckpt"
+    stamp = ckpt / "config_digest"
+    if ckpt.is_dir() and (not stamp.is_file() or stamp.read_text() != config_digest):
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(config_digest)
+    last = ckpt / "last.ckpt"
     return str(last) if last.is_file() else None
+
+
+def drop_checkpoints(out_dir: Path) -> None:
+    """After a successful export the training checkpoints have served their purpose (resume)."""
+    shutil.rmtree(Path(out_dir) / "ckpt", ignore_errors=True)

@@ -56,15 +56,18 @@ def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
 def test_sft_resumes_from_last_checkpoint(smoke_world, tmp_path):
     out = tmp_path / "sft"
     common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
-              f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}"]
-    run_stage("cold_start_sft", *common, "cold_start_sft.max_steps=4")
-    # simulate an interruption: keep the checkpoint, drop the outputs, ask for more steps
+              f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}", "cold_start_sft.ckpt_every=3"]
+    # the run dies after training (its export path is blocked): its checkpoints stay
+    out.mkdir()
+    (out / "model").write_text("in the way")
+    proc = run_stage("cold_start_sft", *common, check=False)
+    assert proc.returncode != 0 and not (out / "done.json").exists()
     assert (out / "ckpt" / "last.ckpt").is_file()
-    shutil.rmtree(out / "model")
-    (out / "done.json").unlink()
-    proc = run_stage("cold_start_sft", *common, "cold_start_sft.max_steps=6")
+    (out / "model").unlink()
+    proc = run_stage("cold_start_sft", *common)
     assert "resuming from" in proc.stderr + proc.stdout
     assert json.loads((out / "done.json").read_text())["steps"] == 6
+    assert not (out / "ckpt").exists(), "checkpoints are dropped once the export is done"
 
 
 def assert_failed_cleanly(proc, out, *needles):

@@ -1,0 +1,158 @@
+"""GRPO: advantages and every loss variant against hand-computed tensors, chunked log-probs,
+the config check, and one update of the real module raising a rewarded completion's log-prob."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from r1flow.config import compose, validate
+from r1flow.grpo import GRPOModule
+from r1flow.grpo_loss import (
+    aggregate_loss,
+    completion_logprobs,
+    group_advantages,
+    k3_kl,
+    per_token_loss,
+    zero_std_groups,
+)
+from r1flow.models import build_model
+from r1flow.rollout import Completion
+from r1flow.tokenizer import EOS, build_tokenizer, render_prompt
+
+
+def test_group_advantages_hand_computed():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    std = math.sqrt(4 * 0.25 / 3)  # unbiased std of [1, 0, 0, 1]
+    expected = torch.tensor([0.5, -0.5, -0.5, 0.5]) / (std + 1e-4)
+    adv = group_advantages(r, 4, "group")
+    assert torch.allclose(adv[:4], expected, atol=1e-6)
+    assert torch.equal(adv[4:], torch.zeros(4)), "a zero-std group gives zero advantage"
+    assert torch.allclose(group_advantages(r, 4, "none"), torch.tensor([0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0]))
+    assert torch.allclose(group_advantages(r, 4, "batch"), torch.tensor([0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0]) / (r.std() + 1e-4))
+    assert zero_std_groups(r, 4).tolist() == [False, True]
+    with pytest.raises(ValueError):
+        group_advantages(torch.ones(6), 4)
+
+
+def test_k3_kl_hand_computed_and_nonnegative():
+    logp, ref = torch.log(torch.tensor([0.5])), torch.log(torch.tensor([0.25]))
+    d = math.log(0.25) - math.log(0.5)
+    assert k3_kl(logp, ref).item() == pytest.approx(math.exp(d) - d - 1)
+    assert k3_kl(logp, logp).item() == 0.0
+    x = torch.randn(100)
+    assert (k3_kl(x, torch.randn(100)) >= 0).all()
+
+
+def test_clipped_surrogate_hand_computed():
+    old = torch.zeros(1, 3)
+    logp = torch.log(torch.tensor([[1.0, 1.5, 0.5]]))
+    loss, st = per_token_loss(logp, old, torch.tensor([2.0]), eps_low=0.2, eps_high=0.28)
+    # ratio 1 -> -2; ratio 1.5 clipped to 1.28 (A > 0) -> -2.56; ratio 0.5: min(1.0, 1.6) -> -1.0
+    assert torch.allclose(loss, torch.tensor([[-2.0, -2.56, -1.0]]))
+    assert st["clip_high"].tolist() == [[0.0, 1.0, 0.0]] and st["clip_low"].tolist() == [[0.0, 0.0, 0.0]]
+    loss, st = per_token_loss(logp, old, torch.tensor([-1.0]), eps_low=0.2, eps_high=0.28)
+    # A < 0: ratio 1.5 -> -min(-1.5, -1.28) = 1.5; ratio 0.5 clipped to 0.8 -> -min(-0.5, -0.8) = 0.8
+    assert torch.allclose(loss, torch.tensor([[1.0, 1.5, 0.8]]))
+    assert st["clip_low"].tolist() == [[0.0, 0.0, 1.0]]
+    # beta adds the k3 KL per token
+    ref = torch.zeros(1, 3)
+    lossk, st = per_token_loss(logp, old, torch.tensor([-1.0]), ref, beta=0.5, eps_low=0.2, eps_high=0.28)
+    assert torch.allclose(lossk, loss + 0.5 * k3_kl(logp, ref)) and "kl" in st
+
+
+def test_loss_aggregations_hand_computed():
+    loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # row 2: a short (or truncated, masked) completion
+    assert aggregate_loss(loss, mask, "grpo", 3).item() == pytest.approx((1.5 + 4.0) / 2)
+    assert aggregate_loss(loss, mask, "bnpo", 3).item() == pytest.approx(7 / 3)
+    assert aggregate_loss(loss, mask, "dr_grpo", 3).item() == pytest.approx(7 / 6)
+    assert aggregate_loss(loss, mask, "dapo", 3, total_active_tokens=10).item() == pytest.approx(0.7)
+    # a fully masked (truncated) completion contributes nothing and does not divide by zero
+    zero = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    assert aggregate_loss(loss, zero, "grpo", 3).item() == pytest.approx(1.5 / 2)
+    with pytest.raises(ValueError):
+        aggregate_loss(loss, mask, "dapo", 3)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    q = "State the final answer to the following arithmetic problem: 4 - 1 - 7 ="
+    tok = build_tokenizer([q])
+    cfg = compose(["experiment=smoke"])
+    return tok, build_model(cfg.model, tok), q
+
+
+def test_chunked_logprobs_match_full_softmax_with_left_padding(tiny):
+    tok, model, q = tiny
+    tok.padding_side = "left"
+    enc = tok([q, "Calculate 1 + 2."], return_tensors="pt", padding=True, add_special_tokens=False)
+    comp = tok(["3 - 7 =\n-4", "3"], return_tensors="pt", padding=True, add_special_tokens=False, padding_side="right")
+    ids = torch.cat([enc["input_ids"], comp["input_ids"]], 1)
+    mask = torch.cat([enc["attention_mask"], comp["attention_mask"]], 1)
+    P = enc["input_ids"].shape[1]
+    logp, ent = completion_logprobs(model, ids, mask, P, temperature=0.7, chunk_rows=1, with_entropy=True)
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    full = (model(input_ids=ids, attention_mask=mask, position_ids=pos).logits / 0.7).log_softmax(-1)
+    ref = full[:, P - 1 : -1].gather(-1, ids[:, P:].unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(logp, ref, atol=1e-5)
+    assert (ent > 0).all()
+
+
+def test_batch_not_multiple_of_group_size_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="generation_batch_size.*not a multiple of group_size"):
+        validate(compose(["reasoning_rl.generation_batch_size=100", "reasoning_rl.group_size=8"]))
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        validate(compose(["reasoning_rl.mini_batch_size=24", "reasoning_rl.group_size=16"]))
+
+
+class FixedGenerator:
+    """Returns, for every prompt, G completions alternating a correct and a wrong answer."""
+
+    def __init__(self, tok, good: str, bad: str):
+        self.tok, self.texts = tok, [good, bad]
+
+    def generate(self, prompts, params, desc=""):
+        out = []
+        for _ in prompts:
+            group = []
+            for j in range(params.n):
+                text = self.texts[j % 2]
+                ids = self.tok(text + EOS, add_special_tokens=False)["input_ids"]
+                group.append(Completion(text=text, token_ids=ids, truncated=False))
+            out.append(group)
+        return out
+
+
+def test_one_grpo_update_raises_a_rewarded_completions_logprob(tiny):
+    tok, model, q = tiny
+    item = {"id": "x", "family": "chain_sum", "question": q, "answer": "-4",
+            "metadata": {"expression": "4 - 1 - 7", "num_terms": 3, "num_digits": 1}}
+    good, bad = "3 - 7 =\n-4\n</think>\nThe answer is <answer>-4</answer>.", "3 - 7 =\n4\n</think>\nThe answer is <answer>4</answer>."
+    g = compose(["experiment=smoke", "reasoning_rl.beta=0.04", "reasoning_rl.optim.lr=1e-3",
+                 "reasoning_rl.generation_batch_size=4", "reasoning_rl.mini_batch_size=4", "reasoning_rl.group_size=4",
+                 "reasoning_rl.optim.warmup_steps=0"]).reasoning_rl
+    g.rewards = {"accuracy": 1.0}
+    prompt = render_prompt(tok, q)
+
+    def logp_of(text):
+        ids = tok([prompt + text + EOS], return_tensors="pt", add_special_tokens=False)["input_ids"]
+        P = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            return completion_logprobs(module.model, ids, torch.ones_like(ids), P)[0].sum().item()
+
+    module = GRPOModule(model, tok, g, [item], [prompt], FixedGenerator(tok, good, bad))
+    before = logp_of(good), logp_of(bad)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, DataLoader(range(1), batch_size=1))
+    after = logp_of(good), logp_of(bad)
+    assert after[0] > before[0], "the rewarded completion became more likely"
+    assert after[0] - before[0] > after[1] - before[1], "…and more so than the unrewarded one"
+    assert module.rollout_stats["reward"] == pytest.approx(0.5)
+    assert module.ref_model is not None
