@@ -30,11 +30,17 @@ def run(stage, out):
     """The command of a stage: Hydra composes the same experiment; Snakemake gives the paths."""
     return f"{PY} -m stages.{stage} experiment={EXPERIMENT} hydra.run.dir={out} io.out_dir={out} io.data_dir={RES}/data"
 
+TRAIN_THREADS = workflow.cores  # a training job takes the machine: two at once halve each other
+
 # Checkpoints the DAG evaluates: label -> (stage producing it, model path or hub id).
 MODELS = {
     "base": ("pretrain", f"{RES}/pretrain/model") if SCRATCH else (None, CFG.model.name_or_path),
+    "r1_zero": ("r1_zero", f"{RES}/r1_zero/model"),
     "cold_start_sft": ("cold_start_sft", f"{RES}/cold_start_sft/model"),
+    "reasoning_rl": ("reasoning_rl", f"{RES}/reasoning_rl/model"),
 }
+# Prompt template each checkpoint is evaluated with (R1-Zero was trained on its own template).
+TEMPLATE = {"r1_zero": CFG.r1_zero.template}
 
 
 def done(stage):
@@ -103,6 +109,7 @@ rule pretrain:
     output:
         model=directory(f"{RES}/pretrain/model"),
         done=f"{RES}/pretrain/done.json",
+    threads: TRAIN_THREADS
     params:
         code=stage_code("stages.pretrain"),
         run=run("pretrain", f"{RES}/pretrain"),
@@ -125,6 +132,7 @@ rule cold_start_sft:
     output:
         model=directory(f"{RES}/cold_start_sft/model"),
         done=f"{RES}/cold_start_sft/done.json",
+    threads: TRAIN_THREADS
     params:
         code=stage_code("stages.cold_start_sft"),
         run=run("cold_start_sft", f"{RES}/cold_start_sft"),
@@ -141,6 +149,56 @@ rule cold_start_sft:
         " 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
+rule r1_zero:
+    input:
+        cfg=VIEW["r1_zero"],
+        data=rules.data.output.done,
+        base=done(MODELS["base"][0]),
+    output:
+        model=directory(f"{RES}/r1_zero/model"),
+        curves=report(f"{RES}/r1_zero/curves.png", category="RL curves"),
+        done=f"{RES}/r1_zero/done.json",
+    threads: TRAIN_THREADS
+    params:
+        code=stage_code("stages.r1_zero"),
+        run=run("r1_zero", f"{RES}/r1_zero"),
+        base=MODELS["base"][1],
+        upstream=upstream_arg([f"{RES}/data"] + stage_dir(MODELS["base"][0])),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/r1_zero.log",
+    benchmark:
+        f"{RES}/benchmarks/r1_zero.tsv"
+    shell:
+        "{params.run} io.init_model={params.base} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule reasoning_rl:
+    input:
+        cfg=VIEW["reasoning_rl"],
+        data=rules.data.output.done,
+        init=rules.cold_start_sft.output.done,
+    output:
+        model=directory(f"{RES}/reasoning_rl/model"),
+        curves=report(f"{RES}/reasoning_rl/curves.png", category="RL curves"),
+        done=f"{RES}/reasoning_rl/done.json",
+    threads: TRAIN_THREADS
+    params:
+        code=stage_code("stages.reasoning_rl"),
+        run=run("reasoning_rl", f"{RES}/reasoning_rl"),
+        init=MODELS["cold_start_sft"][1],
+        upstream=upstream_arg([f"{RES}/data", f"{RES}/cold_start_sft"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/reasoning_rl.log",
+    benchmark:
+        f"{RES}/benchmarks/reasoning_rl.tsv"
+    shell:
+        "{params.run} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
 rule evaluate:
     input:
         cfg=VIEW["evaluate"],
@@ -152,9 +210,11 @@ rule evaluate:
         plot=report(f"{RES}/eval/{{label}}/pass_at_k.png", category="Evaluation", subcategory="{label}"),
     wildcard_constraints:
         label="|".join(MODELS),
+    threads: TRAIN_THREADS
     params:
         code=stage_code("stages.evaluate"),
         run=lambda wc: run("evaluate", f"{RES}/eval/{wc.label}"),
+        template=lambda wc: TEMPLATE.get(wc.label, CFG.evaluate.template),
         model=lambda wc: MODELS[wc.label][1],
         upstream=lambda wc: upstream_arg([f"{RES}/data"] + stage_dir(MODELS[wc.label][0])),
     conda:
@@ -164,4 +224,5 @@ rule evaluate:
     benchmark:
         f"{RES}/benchmarks/evaluate_{{label}}.tsv"
     shell:
-        "{params.run} io.init_model={params.model} io.label={wildcards.label} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} io.init_model={params.model} io.label={wildcards.label} evaluate.template={params.template}"
+        " 'io.upstream={params.upstream}' > {log} 2>&1"

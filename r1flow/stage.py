@@ -25,6 +25,8 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,11 +53,34 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | None], code_module: str) -> dict:
+def _sweep_trial() -> list[str] | None:
+    """The overrides of this trial when running under ``-m`` (a Hydra multirun), else None."""
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return list(hc.overrides.task) if hc.mode == RunMode.MULTIRUN else None
+
+
+def _upstream_dirs(cfg: DictConfig, names: tuple[str, ...]) -> list[str]:
+    """Explicit ``io.upstream`` (Snakemake passes it), else the DAG's upstream stage dirs that exist."""
+    if cfg.io.upstream:
+        return list(cfg.io.upstream)
+    dirs = [cfg.io.data_dir if n == "data" else f"{cfg.results_dir}/{n}" for n in names]
+    return [d for d in dirs if (Path(d) / "run.json").is_file()]
+
+
+def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | None], code_module: str,
+              upstream: tuple[str, ...] = ()) -> dict:
     """Run ``fn`` as stage ``stage`` under ``cfg``; return what it returned (also in done.json)."""
     _quiet_libraries()
     validate(cfg)
-    out_dir = Path(cfg.io.out_dir or f"{cfg.results_dir}/{stage}")
+    trial = _sweep_trial()
+    if cfg.io.out_dir:
+        out_dir = Path(cfg.io.out_dir)
+    elif trial is not None:  # each sweep trial writes into its own Hydra sweep directory
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+    else:
+        out_dir = Path(f"{cfg.results_dir}/{stage}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / DONE).unlink(missing_ok=True)
     if cfg.trainer.num_threads > 0:
@@ -71,9 +96,9 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         config=resolved,
         config_digest=digest(view),
         code_digest=code_digest(code_module),
-        upstream_dirs=list(cfg.io.upstream),
+        upstream_dirs=_upstream_dirs(cfg, upstream),
         out_dir=str(out_dir),
-        run_name=cfg.io.label and f"{stage}:{cfg.io.label}",
+        run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}"),
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
     ) as run:
         ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run, config_digest=digest(view))
@@ -85,8 +110,11 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     return summary
 
 
-def stage_main(stage: str) -> Callable:
-    """Decorator turning ``fn(ctx)`` into a Hydra entry point ``python -m stages.<stage>``."""
+def stage_main(stage: str, upstream: tuple[str, ...] = ()) -> Callable:
+    """Decorator turning ``fn(ctx)`` into a Hydra entry point ``python -m stages.<stage>``.
+
+    ``upstream``: the DAG stages this one reads, for lineage when it runs outside Snakemake.
+    """
 
     def decorate(fn: Callable[[StageContext], dict | None]) -> Callable[[], None]:
         code_module = fn.__module__ if fn.__module__ != "__main__" else f"stages.{stage}"
@@ -94,7 +122,7 @@ def stage_main(stage: str) -> Callable:
         @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
         def main(cfg: DictConfig) -> None:
             try:
-                run_stage(stage, cfg, fn, code_module)
+                run_stage(stage, cfg, fn, code_module, upstream)
             except (ValueError, FileNotFoundError, DataError, tracking.TrackingError) as e:
                 if type(e) is ValueError and not str(e).startswith("config error"):
                     raise  # a bug, not bad input: keep the traceback

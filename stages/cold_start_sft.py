@@ -24,7 +24,7 @@ def base_model_path(cfg) -> str:
     return cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model"
 
 
-@stage_main("cold_start_sft")
+@stage_main("cold_start_sft", upstream=("data", "pretrain"))
 def main(ctx: StageContext) -> dict:
     cfg, scfg = ctx.cfg, ctx.cfg.cold_start_sft
     init = base_model_path(cfg)

@@ -18,7 +18,7 @@ from r1flow.sft import PackedBlocks, pack_documents
 from r1flow.stage import StageContext, stage_main
 
 
-@stage_main("pretrain")
+@stage_main("pretrain", upstream=("data",))
 def main(ctx: StageContext) -> dict:
     cfg, pcfg = ctx.cfg, ctx.cfg.pretrain
     if cfg.model.init != "scratch":

@@ -12,7 +12,7 @@ from r1flow.grpo_stage import run_grpo
 from r1flow.stage import StageContext, stage_main
 
 
-@stage_main("r1_zero")
+@stage_main("r1_zero", upstream=("data", "pretrain"))
 def main(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     base = cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model"

@@ -13,7 +13,7 @@ from r1flow.grpo_stage import run_grpo
 from r1flow.stage import StageContext, stage_main
 
 
-@stage_main("reasoning_rl")
+@stage_main("reasoning_rl", upstream=("data", "cold_start_sft"))
 def main(ctx: StageContext) -> dict:
     init = ctx.cfg.io.init_model or f"{ctx.cfg.results_dir}/cold_start_sft/model"
     return run_grpo(ctx, "reasoning_rl", init)

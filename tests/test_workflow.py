@@ -62,7 +62,8 @@ def project(tmp_path_factory):
 
 
 def test_dry_run_and_lint(project):
-    assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "evaluate": 2, "all": 1}
+    assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
+                                     "evaluate": 4, "all": 1}
     assert "Congratulations, your workflow is in a good condition" in snakemake(project, "--lint")
 
 
@@ -79,11 +80,12 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     env = {"MLFLOW_TRACKING_URI": uri}
     snakemake(project, env=env)
     res = project / "results" / EXPERIMENT
-    for label in ("base", "cold_start_sft"):
+    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero"):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
-    for stage in ("data", "pretrain", "cold_start_sft"):
+    for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl"):
         assert (res / stage / "done.json").is_file()
+    assert (res / "reasoning_rl" / "curves.png").stat().st_size > 1000
     assert (res / "logs" / "pretrain.log").is_file() and (res / "benchmarks" / "pretrain.tsv").is_file()
     assert planned_jobs(project) == {}, "a second run has nothing to do"
 
@@ -91,9 +93,9 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     exp_file = project / "conf" / "experiment" / f"{EXPERIMENT}.yaml"
     original = exp_file.read_text()
     exp_file.write_text(original + "\nevaluate: {temperature: 0.7}\n")
-    assert planned_jobs(project) == {"evaluate": 2, "all": 1}
+    assert planned_jobs(project) == {"evaluate": 4, "all": 1}
     exp_file.write_text(original + "\ncold_start_sft: {optim: {lr: 1.0e-4}}\n")
-    assert planned_jobs(project) == {"cold_start_sft": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(project) == {"cold_start_sft": 1, "reasoning_rl": 1, "evaluate": 2, "all": 1}
     exp_file.write_text(original)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
 
@@ -101,7 +103,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     stage_file = project / "stages" / "cold_start_sft.py"
     code = stage_file.read_text()
     stage_file.write_text(code + "\n# an edit\n")
-    assert planned_jobs(project) == {"cold_start_sft": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(project) == {"cold_start_sft": 1, "reasoning_rl": 1, "evaluate": 2, "all": 1}
     stage_file.write_text(code)
     assert planned_jobs(project) == {}
 
@@ -109,7 +111,8 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_file = project / "r1flow" / "sft.py"
     sft_code = sft_file.read_text()
     sft_file.write_text(sft_code + "\n# an edit\n")
-    assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "evaluate": 2, "all": 1}
+    assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
+                                     "evaluate": 4, "all": 1}
     sft_file.write_text(sft_code)
 
     check_lineage(uri, res)
@@ -128,7 +131,7 @@ def check_lineage(uri: str, res: Path) -> None:
     pipeline = by_stage["pipeline"][0]
     assert pipeline.info.status == "FINISHED"
     stage_runs = [r for s, rs in by_stage.items() if s != "pipeline" for r in rs]
-    assert len(stage_runs) == 5
+    assert len(stage_runs) == 9  # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, 4 evaluations
     assert all(r.data.tags["mlflow.parentRunId"] == pipeline.info.run_id for r in stage_runs)
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags

@@ -26,8 +26,9 @@ PIPELINE_RUN_NAME = "pipeline"
 _END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
-def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None) -> str:
-    """Create the ``pipeline`` run in experiment ``r1flow/<experiment>`` and return its id.
+def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None, run_name: str = PIPELINE_RUN_NAME) -> str:
+    """Create the ``pipeline`` run (or a parent run named ``run_name``, e.g. a sweep's) in
+    experiment ``r1flow/<experiment>`` and return its id.
 
     The run stays RUNNING until :func:`end_pipeline_run`; it is not made the active run.
     Tags: ``r1.stage=pipeline``, ``r1.experiment``, ``r1.git_commit``, ``r1.git_dirty``,
@@ -39,7 +40,7 @@ def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None) -> s
     experiment_id = get_or_create_experiment(client, experiment)
     run_tags = {TAG_STAGE: PIPELINE_RUN_NAME, TAG_EXPERIMENT: experiment, **git_tags()}
     run_tags.update({key: str(value) for key, value in (tags or {}).items()})
-    run = client.create_run(experiment_id, run_name=PIPELINE_RUN_NAME, tags=resolve_tags(run_tags))
+    run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(run_tags))
     return run.info.run_id
 
 
