@@ -60,6 +60,12 @@ class Rollout:
         return dict(self.__dict__)
 
 
+def _numpy_state() -> tuple:
+    """numpy's RNG state in types a ``weights_only`` checkpoint load accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return name, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(gauss)
+
+
 class GRPOModule(L.LightningModule):
     def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
                  seed: int = 0):
@@ -264,7 +270,7 @@ class GRPOModule(L.LightningModule):
             "rollout_stats": self.rollout_stats,
             "rng_torch": torch.get_rng_state(),
             "rng_python": random.getstate(),
-            "rng_numpy": np.random.get_state(),
+            "rng_numpy": _numpy_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -275,4 +281,5 @@ class GRPOModule(L.LightningModule):
         self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
         torch.set_rng_state(s["rng_torch"])
         random.setstate(s["rng_python"])
-        np.random.set_state(s["rng_numpy"])
+        name, keys, pos, has_gauss, gauss = s["rng_numpy"]
+        np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))

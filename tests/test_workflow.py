@@ -23,6 +23,7 @@ EXPERIMENT = os.environ.get("R1FLOW_E2E_EXPERIMENT", "smoke")
 
 
 def copy_project(dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "conf", "r1flow", "stages", "tracking", "profiles", "envs"):
         src = ROOT / name
         if src.is_dir():
@@ -90,13 +91,15 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     assert planned_jobs(project) == {}, "a second run has nothing to do"
 
     # a value in one stage's config reruns that stage and its descendants only
-    exp_file = project / "conf" / "experiment" / f"{EXPERIMENT}.yaml"
-    original = exp_file.read_text()
-    exp_file.write_text(original + "\nevaluate: {temperature: 0.7}\n")
+    eval_file = project / "conf" / "stage" / "evaluate.yaml"
+    sft_file_cfg = project / "conf" / "stage" / "cold_start_sft.yaml"
+    eval_cfg, sft_cfg = eval_file.read_text(), sft_file_cfg.read_text()
+    edit(eval_file, "temperature: 0.6", "temperature: 0.7")
     assert planned_jobs(project) == {"evaluate": 4, "all": 1}
-    exp_file.write_text(original + "\ncold_start_sft: {optim: {lr: 1.0e-4}}\n")
+    eval_file.write_text(eval_cfg)
+    sft_file_cfg.write_text(sft_cfg + "optim: {lr: 1.0e-4}\n")
     assert planned_jobs(project) == {"cold_start_sft": 1, "reasoning_rl": 1, "evaluate": 2, "all": 1}
-    exp_file.write_text(original)
+    sft_file_cfg.write_text(sft_cfg)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
 
     # the code of one stage
@@ -136,7 +139,7 @@ def check_lineage(uri: str, res: Path) -> None:
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
     pre = json.loads((res / "pretrain" / "run.json").read_text())
-    sft = by_stage["cold_start_sft"][0]
+    sft = client.get_run(by_stage["cold_start_sft"][0].info.run_id)  # search_runs omits model inputs
     assert pre["run_id"] in sft.data.tags["r1.upstream_run_ids"]
     assert pre["model_id"] in [m.model_id for m in sft.inputs.model_inputs]
     digests = {d.dataset.digest for d in sft.inputs.dataset_inputs}
