@@ -132,6 +132,7 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
     evals = [h for h in module.history if "eval/pass@1" in h]
     rewards = [h["reward"] for h in module.history if "reward" in h]
     return {
+        "objective": evals[-1]["eval/pass@1"] if evals else None,  # held-out pass@1 (subset), for sweeps
         "steps": trainer.global_step,
         "heldout_subset_pass@1": {"first": evals[0]["eval/pass@1"], "last": evals[-1]["eval/pass@1"]} if evals else None,
         "reward": {"first": rewards[0], "last": rewards[-1]} if rewards else None,

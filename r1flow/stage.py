@@ -25,9 +25,9 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 import tracking
@@ -120,9 +120,10 @@ def stage_main(stage: str, upstream: tuple[str, ...] = ()) -> Callable:
         code_module = fn.__module__ if fn.__module__ != "__main__" else f"stages.{stage}"
 
         @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-        def main(cfg: DictConfig) -> None:
+        def main(cfg: DictConfig) -> float | None:
             try:
-                run_stage(stage, cfg, fn, code_module, upstream)
+                # the returned objective (if the stage reports one) is what an Optuna sweep maximises
+                return run_stage(stage, cfg, fn, code_module, upstream).get("objective")
             except (ValueError, FileNotFoundError, DataError, tracking.TrackingError) as e:
                 if type(e) is ValueError and not str(e).startswith("config error"):
                     raise  # a bug, not bad input: keep the traceback

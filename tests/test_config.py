@@ -81,3 +81,20 @@ def test_bad_key_on_the_command_line_fails_before_compute(tmp_path):
     assert out.returncode != 0
     assert "max_stepz" in out.stderr
     assert not any(tmp_path.iterdir()), "nothing may be written"
+
+
+@pytest.mark.parametrize("sweep, target", [("optuna_rl", "OptunaSweeper"), ("slurm", "SlurmLauncher")])
+def test_sweep_plugin_configs_compose(sweep, target):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hcompose(config_name="config", overrides=[f"+sweep={sweep}"], return_hydra_config=True)
+    node = cfg.hydra.sweeper if sweep == "optuna_rl" else cfg.hydra.launcher
+    assert target in node._target_
+    if sweep == "optuna_rl":
+        assert "reasoning_rl.beta" in cfg.hydra.sweeper.params

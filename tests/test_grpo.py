@@ -156,3 +156,21 @@ def test_one_grpo_update_raises_a_rewarded_completions_logprob(tiny):
     assert after[0] - before[0] > after[1] - before[1], "…and more so than the unrewarded one"
     assert module.rollout_stats["reward"] == pytest.approx(0.5)
     assert module.ref_model is not None
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_leave_identical_weights(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "tests/ddp_grpo.py", str(tmp_path)], cwd=root, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    s0, s1 = torch.load(tmp_path / "samples0.pt"), torch.load(tmp_path / "samples1.pt")
+    assert {s["id"] for s in s0}.isdisjoint({s["id"] for s in s1}), "each rank samples its own prompts"
+    assert w0.keys() == w1.keys()
+    for name in w0:
+        assert torch.equal(w0[name], w1[name]), f"{name} differs between ranks"

@@ -10,9 +10,8 @@ import sys
 import time
 
 import pytest
-from safetensors.torch import load_file
-
 from conftest import ROOT, run_stage
+from safetensors.torch import load_file
 
 LONG = ["reasoning_rl.max_steps=40", "reasoning_rl.ckpt_every=4", "reasoning_rl.eval_every=0",
         "reasoning_rl.table_every=0"]

@@ -1,0 +1,168 @@
+"""GRPO throughput: r1flow's GRPO module vs TRL's GRPOTrainer, side by side in one run.
+
+    pip install -e '.[bench]'        # TRL is a benchmark-only extra
+    python bench/grpo_vs_trl.py [--steps 12] [--prompts 16] [--group 8] [--max-new-tokens 64] [--beta 0.04]
+
+Both train the same freshly built tiny Qwen2 (same weights), on the same prompts, with the same G,
+max new tokens, β, temperature, learning rate, one optimizer step per rollout and the accuracy
+reward of the task's verifier. Each side runs in its own subprocess (so peak RSS is its own), one
+after the other (2 cores: never side by side). Prints seconds per step, completion tokens per second
+and peak RSS. Run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def setup(args):
+    from r1flow.config import compose
+    from r1flow.models import build_model
+    from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
+    from r1flow.world import make_split
+
+    cfg = compose([f"experiment={args.experiment}"])
+    items = make_split(cfg.data, "train", 512, 1)
+    tok = build_tokenizer([it["question"] for it in items] + [R1_ZERO_TEMPLATE])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, tok)
+    return cfg, items, tok, model
+
+
+def run_ours(args) -> dict:
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from torch.utils.data import DataLoader
+
+    from r1flow.grpo import GRPOModule
+    from r1flow.rollout import HFGenerator
+    from r1flow.tokenizer import render_prompt
+
+    cfg, items, tok, model = setup(args)
+    g = cfg.reasoning_rl
+    g.generation_batch_size = g.mini_batch_size = args.prompts * args.group
+    g.group_size, g.mu, g.beta, g.max_new_tokens = args.group, 1, args.beta, args.max_new_tokens
+    g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
+    g.optim.lr, g.optim.warmup_steps, g.optim.min_lr_ratio = 5e-5, 0, 1.0
+    prompts = [render_prompt(tok, it["question"]) for it in items]
+    module = GRPOModule(model, tok, g, items, prompts, HFGenerator(model, tok, progress=False))
+
+    class Clock(Callback):
+        def __init__(self):
+            self.times, self.tokens = [], []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.t = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.times.append(time.perf_counter() - self.t)
+            self.tokens.append(pl_module.rollout_stats["rollout/completion_tokens"])
+
+    clock = Clock()
+    trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
+    trainer.fit(module, DataLoader(range(args.steps), batch_size=1))
+    return {"times": clock.times, "tokens": clock.tokens}
+
+
+def run_trl(args) -> dict:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1flow.tasks import is_correct
+    from r1flow.tokenizer import render_prompt
+
+    cfg, items, tok, model = setup(args)
+    by_prompt = {render_prompt(tok, it["question"]): it for it in items}
+    ds = Dataset.from_list([{"prompt": p} for p in by_prompt])
+
+    def accuracy(prompts, completions, **_):
+        return [1.0 if is_correct(by_prompt[p], c) else 0.0 for p, c in zip(prompts, completions)]
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.times, self.tokens = [], []
+
+        def on_step_begin(self, a, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            self.times.append(time.perf_counter() - self.t)
+
+        def on_log(self, a, state, control, logs=None, **kw):
+            if logs and "completions/mean_length" in logs:
+                self.tokens.append(logs["completions/mean_length"] * args.prompts * args.group)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = GRPOConfig(
+            output_dir=tmp, use_cpu=True, bf16=False, report_to=[], save_strategy="no", logging_steps=1,
+            max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
+            num_generations=args.group, max_completion_length=args.max_new_tokens, beta=args.beta,
+            temperature=1.0, learning_rate=5e-5, lr_scheduler_type="constant", warmup_steps=0,
+            gradient_accumulation_steps=1, num_iterations=1, dataloader_num_workers=0, seed=0,
+        )
+        clock = Clock()
+        trainer = GRPOTrainer(model=model, reward_funcs=[accuracy], args=targs, train_dataset=ds,
+                              processing_class=tok, callbacks=[clock])
+        trainer.train()
+    return {"times": clock.times, "tokens": clock.tokens}
+
+
+def child(which: str, args) -> None:
+    out = run_ours(args) if which == "ours" else run_trl(args)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out))
+
+
+def summarise(res: dict, warmup: int) -> tuple[float, float, float]:
+    times, tokens = res["times"][warmup:], res["tokens"][warmup:]
+    n = min(len(times), len(tokens))
+    sec = sum(times) / len(times)
+    tps = sum(tokens[:n]) / sum(times[:n])
+    return sec, tps, res["peak_rss_mb"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default="tiny")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--beta", type=float, default=0.04)
+    ap.add_argument("--child", choices=["ours", "trl"])
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    rows = {}
+    for which in ("ours", "trl"):
+        cmd = [sys.executable, __file__, "--child", which] + [
+            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "child"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(f"{which} failed:\n{proc.stderr[-3000:]}")
+            return
+        rows[which] = summarise(json.loads(line[0][7:]), args.warmup)
+    print(f"\nGRPO step, tiny model, {args.prompts} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, "
+          f"beta={args.beta}, {args.steps - args.warmup} timed steps, torch threads {torch.get_num_threads()}")
+    print(f"{'':<10}{'s/step':>10}{'tokens/s':>12}{'peak RSS MB':>14}")
+    for which, (sec, tps, rss) in rows.items():
+        print(f"{which:<10}{sec:>10.3f}{tps:>12,.0f}{rss:>14,.0f}")
+    print(f"throughput ratio ours / TRL: {rows['ours'][1] / rows['trl'][1]:.2f}  (goal >= 1.25)")
+
+
+if __name__ == "__main__":
+    main()
