@@ -104,6 +104,8 @@ def run_trl(args) -> dict:
                 self.tokens.append(logs["completions/mean_length"] * args.prompts * args.group)
 
     with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(f"{tmp}/init")  # TRL loads its reference model by path when beta > 0
+        tok.save_pretrained(f"{tmp}/init")
         targs = GRPOConfig(
             output_dir=tmp, use_cpu=True, bf16=False, report_to=[], save_strategy="no", logging_steps=1,
             max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
@@ -112,7 +114,7 @@ def run_trl(args) -> dict:
             gradient_accumulation_steps=1, num_iterations=1, dataloader_num_workers=0, seed=0,
         )
         clock = Clock()
-        trainer = GRPOTrainer(model=model, reward_funcs=[accuracy], args=targs, train_dataset=ds,
+        trainer = GRPOTrainer(model=f"{tmp}/init", reward_funcs=[accuracy], args=targs, train_dataset=ds,
                               processing_class=tok, callbacks=[clock])
         trainer.train()
     return {"times": clock.times, "tokens": clock.tokens}

@@ -53,6 +53,26 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _NonZeroRankRun:
+    """What a stage records on DDP ranks other than 0: nothing (rank 0 holds the MLflow run)."""
+
+    run_id = None
+
+    def lightning_logger(self, prefix: str = ""):
+        return False
+
+    def __getattr__(self, name: str):  # log_metrics, log_dataset, log_hf_model, ...: no-ops
+        return lambda *args, **kwargs: None
+
+
+def _rank() -> int:
+    """This process's global rank when Lightning (or torchrun/SLURM) launched several."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
 def _sweep_trial() -> list[str] | None:
     """The overrides of this trial when running under ``-m`` (a Hydra multirun), else None."""
     if not HydraConfig.initialized():
@@ -82,10 +102,15 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     else:
         out_dir = Path(f"{cfg.results_dir}/{stage}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / DONE).unlink(missing_ok=True)
+    if _rank() == 0:
+        (out_dir / DONE).unlink(missing_ok=True)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
+        fn(StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=_NonZeroRankRun(),
+                        config_digest=digest(stage_view(cfg, stage))))
+        return {}
     tracking.check_tracking_server()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     view = stage_view(cfg, stage)
