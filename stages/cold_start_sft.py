@@ -29,6 +29,8 @@ def main(ctx: StageContext) -> dict:
     cfg, scfg = ctx.cfg, ctx.cfg.cold_start_sft
     init = base_model_path(cfg)
     tok = load_tokenizer(init, cfg.model.trust_remote_code)
+    if cfg.model.init == "pretrained" and init == cfg.model.name_or_path:  # lineage of an external base
+        ctx.run.log_input_model(ctx.run.register_external_base(init))
     data_path = Path(cfg.io.data_dir) / "cold_start.jsonl"
     rows = render_sft_rows(tok, read_jsonl(data_path, required=["messages"]), str(data_path))
     ctx.run.log_dataset(str(data_path), name=f"{cfg.name}/cold_start", digest=file_digest(data_path),

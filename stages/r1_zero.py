@@ -16,7 +16,10 @@ from r1flow.stage import StageContext, stage_main
 def main(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     base = cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model"
-    return run_grpo(ctx, "r1_zero", cfg.io.init_model or base)
+    init = cfg.io.init_model or base
+    if cfg.model.init == "pretrained" and init == cfg.model.name_or_path:  # lineage of an external base
+        ctx.run.log_input_model(ctx.run.register_external_base(init))
+    return run_grpo(ctx, "r1_zero", init)
 
 
 if __name__ == "__main__":
