@@ -219,7 +219,7 @@ class GRPOModule(L.LightningModule):
         t_update = time.perf_counter()
         k = step % self.steps_per_rollout
         B = self.rollout.input_ids.shape[0]
-        size = B // self.n_mini
+        size = -(-B // self.n_mini)  # ceil: a dynamic-sampling batch may hold fewer groups
         mb = self.rollout.slice(slice((k % self.n_mini) * size, (k % self.n_mini + 1) * size))
 
         logp, entropy = completion_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_width,
