@@ -15,6 +15,7 @@ rollout, so a killed stage resumes where it stopped.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -94,11 +95,15 @@ class GRPOModule(L.LightningModule):
         out = []
         while len(out) < n:
             epoch, pos = divmod(self.cursor, len(self.items))
-            order = list(range(len(self.items)))
-            random.Random(self.seed * 7919 + epoch).shuffle(order)
-            out.append(order[pos])
+            out.append(self._epoch_order(epoch)[pos])
             self.cursor += 1
         return out
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (the module lives as long as the stage)
+    def _epoch_order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.items)))
+        random.Random(self.seed * 7919 + epoch).shuffle(order)
+        return order
 
     # ------------------------------------------------------------------ rollout
     @torch.no_grad()
@@ -149,8 +154,8 @@ class GRPOModule(L.LightningModule):
 
         # tensors: left-padded prompts + right-padded completions
         self.tok.padding_side = "left"
-        prompts = [self.prompts[i] for i in idx for _ in range(G)]
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tok([self.prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.repeat_interleave(G, dim=0) for k, v in enc.items()}  # one row per completion
         width = max(1, max(c.length for c in flat))
         pad = self.tok.pad_token_id
         comp = torch.full((len(flat), width), pad, dtype=torch.long)
@@ -255,7 +260,7 @@ class GRPOModule(L.LightningModule):
             metrics["tokens_per_s"] = self.rollout_stats["rollout/completion_tokens"] / max(total, 1e-9)
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=size)
         self.log("rollout_reward", self.rollout_stats["reward"], prog_bar=True, logger=False, batch_size=size)
-        self.history.append({"step": step + 1, **metrics, **({} if k else self.rollout_stats)})
+        self.history.append({"step": step + 1, **metrics})
         return loss.detach()
 
     def configure_optimizers(self):

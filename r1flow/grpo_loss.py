@@ -102,20 +102,22 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
     hidden = hidden[:, prompt_width - 1 : -1]
     targets = input_ids[:, prompt_width:]
-    def chunk_logp(h: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        logits = head(h).float() / temperature
-        return torch.log_softmax(logits, dim=-1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+    def chunk_logp(h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp_all = torch.log_softmax(head(h).float() / temperature, dim=-1)
+        logp = logp_all.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+        if not with_entropy:
+            return logp, logp.new_empty(0)
+        with torch.no_grad():
+            return logp, -(logp_all.exp() * logp_all).sum(-1)
 
     logps, ents = [], []
     for start in range(0, hidden.shape[0], chunk_rows):
         h, tgt = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
         if torch.is_grad_enabled():
             # recompute the chunk's logits in backward instead of keeping them: only B × T survive
-            logps.append(checkpoint(chunk_logp, h, tgt, use_reentrant=False))
+            logp, ent = checkpoint(chunk_logp, h, tgt, use_reentrant=False)
         else:
-            logps.append(chunk_logp(h, tgt))
-        if with_entropy:
-            with torch.no_grad():
-                logp_all = torch.log_softmax(head(h.detach()).float() / temperature, dim=-1)
-                ents.append(-(logp_all.exp() * logp_all).sum(-1))
+            logp, ent = chunk_logp(h, tgt)
+        logps.append(logp)
+        ents.append(ent)
     return torch.cat(logps), (torch.cat(ents) if with_entropy else None)

@@ -23,11 +23,11 @@ from r1flow.grpo import GRPOModule  # noqa: E402
 from r1flow.models import count_parameters, export_hf, load_model, load_tokenizer  # noqa: E402
 from r1flow.rollout import HFGenerator, SamplingParams, make_generator  # noqa: E402
 from r1flow.stage import StageContext  # noqa: E402
+from r1flow.tasks import ITEM_KEYS  # noqa: E402
 from r1flow.tokenizer import render_prompt  # noqa: E402
 from r1flow.training import build_trainer, drop_checkpoints, last_checkpoint  # noqa: E402
 
 log = logging.getLogger("r1flow.grpo")
-ITEM_KEYS = ["id", "family", "question", "answer", "metadata"]
 
 
 class HeldoutPassAt1(Callback):

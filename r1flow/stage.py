@@ -65,6 +65,17 @@ class _NonZeroRankRun:
         return lambda *args, **kwargs: None
 
 
+def base_model(ctx: StageContext) -> str:
+    """The base model a stage starts from: ``io.init_model``, else the pretrain stage's export (tiny
+    world) or ``model.name_or_path``; an external base is logged as the run's input model."""
+    cfg = ctx.cfg
+    init = cfg.io.init_model or (
+        cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model")
+    if cfg.model.init == "pretrained" and init == cfg.model.name_or_path:
+        ctx.run.log_input_model(ctx.run.register_external_base(init))
+    return init
+
+
 def _rank() -> int:
     """This process's global rank when Lightning (or torchrun/SLURM) launched several."""
     for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
@@ -102,31 +113,30 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     else:
         out_dir = Path(f"{cfg.results_dir}/{stage}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if _rank() == 0:
-        (out_dir / DONE).unlink(missing_ok=True)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    view = stage_view(cfg, stage)
+    view_digest = digest(view)
     if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
-        fn(StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=_NonZeroRankRun(),
-                        config_digest=digest(stage_view(cfg, stage))))
+        fn(StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=_NonZeroRankRun(), config_digest=view_digest))
         return {}
+    (out_dir / DONE).unlink(missing_ok=True)
     tracking.check_tracking_server()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    view = stage_view(cfg, stage)
     t0 = time.time()
     with tracking.stage_run(
         stage=stage,
         experiment=cfg.name,
         config=resolved,
-        config_digest=digest(view),
+        config_digest=view_digest,
         code_digest=code_digest(code_module),
         upstream_dirs=_upstream_dirs(cfg, upstream),
         out_dir=str(out_dir),
         run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}"),
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
     ) as run:
-        ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run, config_digest=digest(view))
+        ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run, config_digest=view_digest)
         summary = fn(ctx) or {}
         run.log_metrics({"stage/wall_s": time.time() - t0})
     summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), **summary}

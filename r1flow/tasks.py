@@ -25,6 +25,7 @@ import reasoning_gym
 
 _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2}
+ITEM_KEYS = ["id", "family", "question", "answer", "metadata"]  # a task row of our data files
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 NUMBER_RE = re.compile(r"-?\d+")
 

@@ -15,22 +15,14 @@ from pathlib import Path
 from r1flow.datafiles import file_digest, read_jsonl
 from r1flow.fit import fit_and_export, render_sft_rows, sft_datasets
 from r1flow.models import load_model, load_tokenizer
-from r1flow.stage import StageContext, stage_main
-
-
-def base_model_path(cfg) -> str:
-    if cfg.io.init_model:
-        return cfg.io.init_model
-    return cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model"
+from r1flow.stage import StageContext, base_model, stage_main
 
 
 @stage_main("cold_start_sft", upstream=("data", "pretrain"))
 def main(ctx: StageContext) -> dict:
     cfg, scfg = ctx.cfg, ctx.cfg.cold_start_sft
-    init = base_model_path(cfg)
+    init = base_model(ctx)
     tok = load_tokenizer(init, cfg.model.trust_remote_code)
-    if cfg.model.init == "pretrained" and init == cfg.model.name_or_path:  # lineage of an external base
-        ctx.run.log_input_model(ctx.run.register_external_base(init))
     data_path = Path(cfg.io.data_dir) / "cold_start.jsonl"
     rows = render_sft_rows(tok, read_jsonl(data_path, required=["messages"]), str(data_path))
     ctx.run.log_dataset(str(data_path), name=f"{cfg.name}/cold_start", digest=file_digest(data_path),

@@ -23,9 +23,8 @@ from r1flow.evaluation import evaluate_split  # noqa: E402
 from r1flow.models import load_model, load_tokenizer  # noqa: E402
 from r1flow.rollout import HFGenerator, SamplingParams  # noqa: E402
 from r1flow.stage import StageContext, stage_main  # noqa: E402
+from r1flow.tasks import ITEM_KEYS  # noqa: E402
 from r1flow.tokenizer import render_prompt  # noqa: E402
-
-ITEM_KEYS = ["id", "family", "question", "answer", "metadata"]
 
 
 def eval_spec(ecfg, model_path: str) -> dict:
