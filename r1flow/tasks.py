@@ -174,6 +174,10 @@ def generate_items(
             try:
                 if expr in seen or max_abs_value(expr) > max_abs:
                     continue
+                # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left
+                # to right ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
+                if solve_steps(expr)[-1] != str(entry["answer"]):
+                    continue
             except ValueError:
                 continue
             if split == "heldout":

@@ -2,8 +2,11 @@
 
 A tiny model copies operands far more reliably when each integer in [-99, 99] is a single token
 (TINY_WORLD.md), so the vocabulary holds every such integer, the words of the task templates, the
-operators and the special tokens of the chat format. Tokens carry their leading space (" 7" and "7"
-are different tokens) and the decoder concatenates them, so decode(encode(text)) == text exactly.
+operators and the special tokens of the chat format. A number is the same token wherever it stands
+("7" in the question, in a rewrite and in the answer), so the arithmetic facts learned in pretraining
+apply to operands copied from a question; the spaces around an operator belong to the operator
+(" + "), a word carries its leading space (" answer"). The decoder concatenates pieces, so
+decode(encode(text)) == text exactly.
 
 The chat template renders R1's format: the user turn, then the assistant turn opened with a
 pre-filled ``<think>\\n`` — the model writes its reasoning, ``</think>``, a short summary with the
@@ -24,9 +27,10 @@ USER, ASSISTANT = "<|user|>", "<|assistant|>"
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 SPECIALS = [PAD, UNK, BOS, EOS, USER, ASSISTANT]
 
-# Pieces: a (signed) number of up to two digits, a word, one symbol, a newline, runs of spaces —
-# each with its leading space. Longer numbers split into two-digit pieces.
-PIECE_PATTERN = r" ?-?\d{1,2}| ?[A-Za-z]+| ?[^\sA-Za-z\d]|\n| +"
+# Pieces: a (signed) number of up to two digits (no space: one token per value), a word with its
+# leading space, one symbol with the spaces around it, a newline, runs of spaces. Longer numbers
+# split into two-digit pieces.
+PIECE_PATTERN = r"-?\d{1,2}| ?[A-Za-z]+| ?[^\sA-Za-z\d] ?|\n| +"
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -51,7 +55,7 @@ def build_tokenizer(corpus: Iterable[str], max_int: int = 99) -> PreTrainedToken
     """Build the number/word tokenizer; words and symbols are collected from ``corpus``."""
     vocab_list: list[str] = SPECIALS + TAGS + ["\n", " "]
     for n in range(-max_int, max_int + 1):
-        vocab_list += [str(n), f" {n}"]
+        vocab_list.append(str(n))
     vocab_list += [f"{n:02d}" for n in range(10)]  # second pieces of long numbers ("105" -> "10", "5")
     vocab_list = list(dict.fromkeys(vocab_list))
     seen = set(vocab_list)
@@ -59,7 +63,11 @@ def build_tokenizer(corpus: Iterable[str], max_int: int = 99) -> PreTrainedToken
         for tag in TAGS + SPECIALS:
             text = text.replace(tag, " ")
         for piece in pieces(text):
-            for p in (piece, piece.lstrip(" "), " " + piece.lstrip(" ")):
+            core = piece.strip(" ")
+            variants = [core, " " + core]  # a word or symbol may open a line or follow a space
+            if core and not core[0].isalpha():
+                variants += [core + " ", " " + core + " "]  # a symbol may have a space after it
+            for p in variants:
                 if p and p not in seen:
                     seen.add(p)
                     vocab_list.append(p)

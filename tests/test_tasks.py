@@ -72,6 +72,14 @@ def test_split_regions_are_disjoint_and_rewrites_excluded():
     assert {r["id"] for r in train}.isdisjoint({r["id"] for r in heldout + hard})
     hard_terms = [r["metadata"]["num_terms"] for r in hard if r["family"] == "chain_sum"]
     assert min(hard_terms) > cfg.data.families[0].params["max_terms"]
+    # every gold answer is the expression's value (reasoning-gym's basic_arithmetic computes some
+    # left to right; those items are dropped) and the solver's trace verifies under reasoning-gym
+    mixed = [r for r in train + heldout + hard if r["family"] == "basic_arithmetic"]
+    assert any("*" in r["metadata"]["expression"] for r in mixed)
+    for r in train + heldout + hard:
+        reasoning, summary = cot_response(r["metadata"]["expression"])
+        assert solve_steps(r["metadata"]["expression"])[-1] == r["answer"]
+        assert is_correct(r, f"<think>\n{reasoning}\n</think>\n{summary}")
 
 
 def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():
@@ -103,8 +111,11 @@ def test_tokenizer_round_trip_and_chat_template():
     ids = tok(full, add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == full
     assert tok.unk_token_id not in ids
-    # integers are single tokens, with or without their leading space
-    assert len(tok(" -42", add_special_tokens=False)["input_ids"]) == 1
+    # an integer is one token, the same one in the question, in a rewrite and in the answer
+    seven = tok.convert_tokens_to_ids("7")
+    for text in (q, "<think>\n7 - 1 =\n6", "<answer>7</answer>"):
+        assert seven in tok(text, add_special_tokens=False)["input_ids"], text
+    assert tok.convert_ids_to_tokens(tok("2 - -42", add_special_tokens=False)["input_ids"]) == ["2", " - ", "-42"]
     rendered = tok.apply_chat_template(
         [{"role": "user", "content": q}, {"role": "assistant", "content": assistant_content("4 - 1 - 7")}], tokenize=False)
     assert rendered.startswith(prompt) and rendered.rstrip("\n").endswith(EOS)
