@@ -38,7 +38,11 @@ MODELS = {
     "r1_zero": ("r1_zero", f"{RES}/r1_zero/model"),
     "cold_start_sft": ("cold_start_sft", f"{RES}/cold_start_sft/model"),
     "reasoning_rl": ("reasoning_rl", f"{RES}/reasoning_rl/model"),
+    "general_sft": ("general_sft", f"{RES}/general_sft/model"),
 }
+# General SFT restarts from the base model (R1) unless general_sft.start_from names another stage.
+GENERAL_INIT = MODELS["base"] if CFG.general_sft.start_from == "base" else MODELS[CFG.general_sft.start_from]
+RS = f"{RES}/rejection_sampling"
 # Prompt template each checkpoint is evaluated with (R1-Zero was trained on its own template).
 TEMPLATE = {"r1_zero": CFG.r1_zero.template}
 
@@ -197,6 +201,108 @@ rule reasoning_rl:
         f"{RES}/benchmarks/reasoning_rl.tsv"
     shell:
         "{params.run} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+checkpoint rs_shards:
+    input:
+        cfg=VIEW["rejection_sampling"],
+        data=rules.data.output.done,
+    output:
+        directory(f"{RS}/shards"),
+    params:
+        code=stage_code("stages.rejection_sampling"),
+        run=run("rejection_sampling", f"{RS}/shards"),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/rejection_sampling/shards.log",
+    benchmark:
+        f"{RES}/benchmarks/rejection_sampling/shards.tsv"
+    shell:
+        "{params.run} io.part=shards > {log} 2>&1"
+
+
+rule rs_sample:
+    input:
+        cfg=VIEW["rejection_sampling"],
+        shard=f"{RS}/shards/prompts_{{shard}}.jsonl",
+        init=rules.reasoning_rl.output.done,
+    output:
+        kept=f"{RS}/samples/{{shard}}/kept.jsonl",
+        report=f"{RS}/samples/{{shard}}/report.json",
+        done=f"{RS}/samples/{{shard}}/done.json",
+    threads: TRAIN_THREADS
+    params:
+        code=stage_code("stages.rejection_sampling"),
+        run=lambda wc: run("rejection_sampling", f"{RS}/samples/{wc.shard}"),
+        init=MODELS["reasoning_rl"][1],
+        upstream=upstream_arg([f"{RES}/data", f"{RES}/reasoning_rl"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/rejection_sampling/sample_{{shard}}.log",
+    benchmark:
+        f"{RES}/benchmarks/rejection_sampling/sample_{{shard}}.tsv"
+    shell:
+        "{params.run} io.part=sample io.shard={input.shard} io.init_model={params.init} io.label=shard{wildcards.shard}"
+        " 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+def sampled_shards(wildcards):
+    """Every shard the checkpoint wrote (known only once it has run)."""
+    shards = checkpoints.rs_shards.get().output[0]
+    ids = glob_wildcards(os.path.join(shards, "prompts_{shard}.jsonl")).shard
+    return expand(f"{RS}/samples/{{shard}}/done.json", shard=sorted(ids))
+
+
+rule rejection_sampling:
+    input:
+        cfg=VIEW["rejection_sampling"],
+        shards=sampled_shards,
+    output:
+        data=f"{RS}/reasoning_sft.jsonl",
+        report=f"{RS}/report.json",
+        lengths=report(f"{RS}/lengths.png", category="Rejection sampling"),
+        done=f"{RS}/done.json",
+    params:
+        code=stage_code("stages.rejection_sampling"),
+        run=run("rejection_sampling", RS),
+        upstream=upstream_arg([f"{RES}/data", f"{RES}/reasoning_rl"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/rejection_sampling/merge.log",
+    benchmark:
+        f"{RES}/benchmarks/rejection_sampling/merge.tsv"
+    shell:
+        "{params.run} io.part=merge 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule general_sft:
+    input:
+        cfg=VIEW["general_sft"],
+        data=rules.data.output.done,
+        init=done(GENERAL_INIT[0]),
+        reasoning=rules.rejection_sampling.output.data,
+        sampled=rules.rejection_sampling.output.done,
+    output:
+        model=directory(f"{RES}/general_sft/model"),
+        done=f"{RES}/general_sft/done.json",
+    threads: TRAIN_THREADS
+    params:
+        code=stage_code("stages.general_sft"),
+        run=run("general_sft", f"{RES}/general_sft"),
+        init=GENERAL_INIT[1],
+        upstream=upstream_arg([f"{RES}/data"] + stage_dir(GENERAL_INIT[0]) + [RS]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/general_sft.log",
+    benchmark:
+        f"{RES}/benchmarks/general_sft.tsv"
+    shell:
+        "{params.run} io.init_model={params.init} general_sft.reasoning_data={input.reasoning}"
+        " 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule evaluate:

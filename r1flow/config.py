@@ -51,6 +51,7 @@ class FamilyConfig:
     weight: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
     hard_params: dict[str, Any] = field(default_factory=dict)
+    top_words: int = 0  # general families: keep items whose words are all among the K most frequent
 
 
 @dataclass
@@ -64,6 +65,13 @@ class DataConfig:
     n_heldout: int = 1000  # evaluation prompts (pass@1's 95% interval ~ +-2.5 points)
     n_hard: int = 400
     n_cold_start: int = 2000  # R1: "thousands" of long-CoT cold-start examples
+    # share of worked answers (pretraining corpus and cold start) written tersely: the value alone,
+    # without the intermediate rewrites
+    terse_frac: float = 0.0
+    # non-reasoning tasks (general SFT and all-scenario RL), answered directly without a CoT
+    general_families: list[FamilyConfig] = field(default_factory=list)
+    n_general_train: int = 2000
+    n_general_heldout: int = 300
     # pretraining corpus of the embedded world (ignored with model.init=pretrained)
     pretrain_docs: int = 40000
     pretrain_fact_frac: float = 0.4  # "a op b = c" facts
@@ -127,6 +135,16 @@ class SFTConfig:
     val_every: int = 100  # steps between validation-loss checks
     ckpt_every: int = 200
     bucket_factor: int = 32  # length-bucketing: sort within windows of bucket_factor * batch_size rows
+
+
+@dataclass
+class GeneralSFTConfig(SFTConfig):
+    """Stage 3b: SFT on the rejection-sampled reasoning data mixed with non-reasoning data,
+    restarting from ``start_from`` (R1: the base model, not the reasoning-RL checkpoint)."""
+
+    start_from: str = "base"  # base | a stage whose model/ to continue (e.g. reasoning_rl)
+    general_frac: float = 0.25  # share of non-reasoning rows in the mix (R1: ~200k of ~800k)
+    reasoning_data: str = "${results_dir}/rejection_sampling/reasoning_sft.jsonl"
 
 
 @dataclass
@@ -199,6 +217,24 @@ class GRPOConfig:
 
 
 @dataclass
+class RejectionSamplingConfig:
+    """Stage 3a (R1_RECIPE.md §1): ``n`` samples per training prompt from the reasoning-RL
+    checkpoint; keep the correct, readable ones (r1flow/curation.py), at most ``max_per_prompt``."""
+
+    n: int = 4
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 96
+    max_per_prompt: int = 2
+    max_prompts: int = 0  # 0: every training prompt
+    shard_size: int = 1000  # prompts per shard: one Snakemake job each (in parallel on a cluster)
+    min_language: float = 1.0  # filters: share of CoT words in the prompt's script
+    max_paragraph_words: int = 120
+    max_repetition: float = 0.2  # share of repeated word 3-grams
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+
+@dataclass
 class IOConfig:
     """Paths — Snakemake owns them and passes them on the command line. The defaults are the DAG's
     own locations, so a stage run by hand (or a sweep) reads the DAG's upstream outputs."""
@@ -208,6 +244,10 @@ class IOConfig:
     out_dir: str | None = None  # default: ${results_dir}/<stage>
     upstream: list[str] = field(default_factory=list)  # upstream stage dirs (lineage)
     label: str | None = None  # evaluate: name of the evaluated checkpoint
+    # rejection sampling under Snakemake: "shards" writes the prompt shards, "sample" samples the
+    # shard file ``shard``, "merge" curates the sampled shards; "all" does the three in one process
+    part: str = "all"
+    shard: str | None = None
 
 
 @dataclass
@@ -223,6 +263,8 @@ class RootConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     r1_zero: GRPOConfig = field(default_factory=GRPOConfig)
     reasoning_rl: GRPOConfig = field(default_factory=GRPOConfig)
+    rejection_sampling: RejectionSamplingConfig = field(default_factory=RejectionSamplingConfig)
+    general_sft: GeneralSFTConfig = field(default_factory=GeneralSFTConfig)
     io: IOConfig = field(default_factory=IOConfig)
 
 
@@ -235,6 +277,8 @@ def register_configs() -> None:
     cs.store(group="stage", name="pretrain_schema", node=PretrainConfig)
     cs.store(group="stage", name="evaluate_schema", node=EvalConfig)
     cs.store(group="stage", name="grpo_schema", node=GRPOConfig)
+    cs.store(group="stage", name="rejection_sampling_schema", node=RejectionSamplingConfig)
+    cs.store(group="stage", name="general_sft_schema", node=GeneralSFTConfig)
 
 
 register_configs()
@@ -247,6 +291,8 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "evaluate": ["evaluate", "model.dtype", "model.attn_implementation"],
     "reasoning_rl": ["model", "reasoning_rl", "trainer"],
     "r1_zero": ["model", "r1_zero", "trainer"],
+    "rejection_sampling": ["rejection_sampling", "model.dtype", "model.attn_implementation"],
+    "general_sft": ["model", "general_sft", "trainer"],
 }
 GRPO_STAGES = ("r1_zero", "reasoning_rl")
 
@@ -296,11 +342,20 @@ def validate(cfg: DictConfig) -> None:
     if cfg.evaluate.template not in ("chat", "r1_zero"):
         bad("evaluate.template", "must be 'chat' or 'r1_zero'")
     for split in cfg.evaluate.splits:
-        if split not in ("heldout", "hard", "train"):
-            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train)")
+        if split not in ("heldout", "hard", "train", "general"):
+            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train, general)")
+    if "general" in cfg.evaluate.splits and not cfg.data.general_families:
+        bad("evaluate.splits", "the 'general' split needs data.general_families")
     for name in GRPO_STAGES:
         validate_grpo(cfg[name], name)
-    for name in ("pretrain", "cold_start_sft"):
+    rs = cfg.rejection_sampling
+    if rs.n < 1 or rs.max_per_prompt < 1 or rs.shard_size < 1:
+        bad("rejection_sampling", "n, max_per_prompt and shard_size must be >= 1")
+    if cfg.io.part not in ("all", "shards", "sample", "merge"):
+        bad("io.part", f"must be all, shards, sample or merge, got {cfg.io.part!r}")
+    if not 0 <= cfg.general_sft.general_frac < 1:
+        bad("general_sft.general_frac", "must be in [0, 1)")
+    for name in ("pretrain", "cold_start_sft", "general_sft"):
         sec = cfg[name]
         if sec.batch_size < 1:
             bad(f"{name}.batch_size", "must be >= 1")

@@ -44,9 +44,9 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> dict:
     return {"path": str(path), "rows": n, "digest": file_digest(path)}
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
+def read_jsonl(path: str | Path, required: Iterable[str] = (), allow_empty: bool = False) -> list[dict]:
     """Read a JSONL file; a row that is not a JSON object with the ``required`` keys raises
-    ``DataError("<path>:<line>: …")``."""
+    ``DataError("<path>:<line>: …")``, and so does an empty file unless ``allow_empty``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found (run the data stage first)")
@@ -66,9 +66,16 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
             if missing:
                 raise DataError(f"{path}:{lineno}: row lacks required key(s) {missing}")
             rows.append(row)
-    if not rows:
+    if not rows and not allow_empty:
         raise DataError(f"{path}: no rows")
     return rows
+
+
+def read_json(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return json.loads(path.read_text())
 
 
 def write_json(path: str | Path, obj) -> None:

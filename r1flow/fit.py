@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from r1flow.models import count_parameters, export_hf
+from r1flow.datafiles import file_digest
+from r1flow.models import count_parameters, export_hf, load_model, load_tokenizer
 from r1flow.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
 from r1flow.stage import StageContext
 from r1flow.training import build_trainer, drop_checkpoints, last_checkpoint
@@ -71,3 +73,19 @@ def sft_datasets(tokenizer, rows: list[dict], section, seed: int):
     val = PromptResponseDataset(tokenizer, rows[:n_val], section.max_length)
     sampler = BucketBatchSampler(train.lengths(), section.batch_size, section.bucket_factor, seed)
     return train, val, sampler, pad_collate(tokenizer.pad_token_id)
+
+
+def run_sft(ctx: StageContext, section, init: str, sources: dict[str, tuple[Path, list[dict]]]) -> dict:
+    """An SFT stage: log each source dataset (name -> (file, chat rows)) with its digest, train
+    ``init`` on the union of their rows and export it. Cold-start SFT, general SFT and
+    distillation differ only in their sources and ``section``."""
+    tok = load_tokenizer(init, ctx.cfg.model.trust_remote_code)
+    rows = []
+    for name, (path, src_rows) in sources.items():
+        ctx.run.log_dataset(str(path), name=f"{ctx.cfg.name}/{name}", digest=file_digest(path), context="train",
+                            num_rows=len(src_rows))
+        rows += render_sft_rows(tok, src_rows, str(path))
+    train, val, sampler, collate = sft_datasets(tok, rows, section, ctx.cfg.seed)
+    model = load_model(init, ctx.cfg.model, ctx.cfg.trainer.accelerator)
+    steps = section.max_steps if section.max_steps > 0 else section.epochs * math.ceil(len(train) / section.batch_size)
+    return fit_and_export(ctx, model, tok, section, train, val, max_steps=steps, sampler=sampler, collate=collate)

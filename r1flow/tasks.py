@@ -17,6 +17,7 @@ import hashlib
 import operator
 import random
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -196,6 +197,53 @@ def generate_items(
             }
             if len(seen) >= n:
                 return
+
+
+def general_region(question: str, heldout_permille: int) -> str:
+    """'heldout' or 'train' for a non-reasoning item, by a hash of its question."""
+    h = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
+    return "heldout" if h % 1000 < heldout_permille else "train"
+
+
+WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, heldout_permille: int,
+                           top_words: int = 0) -> list[dict]:
+    """``n`` distinct items of a non-reasoning family for ``split`` ('train' or 'heldout').
+
+    ``top_words``: keep only items whose words are all among the family's ``top_words`` most
+    frequent words (measured on a probe sample), so a word-level tokenizer stays small.
+    """
+    allowed = None
+    if top_words:
+        probe = reasoning_gym.create_dataset(spec.name, size=4000, seed=seed, **spec.params)
+        counts = Counter(w for e in probe for w in WORD_RE.findall(e["question"]))
+        allowed = {w for w, _ in counts.most_common(top_words)}
+    rows, seen, offset, chunk = [], set(), 1, max(1000, 8 * n)
+    while len(rows) < n:
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
+        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **spec.params)
+        offset += 1
+        for entry in ds:
+            q = entry["question"]
+            if q in seen or general_region(q, heldout_permille) != split:
+                continue
+            if allowed is not None and not set(WORD_RE.findall(q)) <= allowed:
+                continue
+            seen.add(q)
+            rows.append({"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}",
+                         "family": spec.name, "question": q, "answer": str(entry["answer"]), "metadata": {}})
+            if len(rows) >= n:
+                break
+    return rows
+
+
+def direct_response(answer: str) -> str:
+    """A non-reasoning answer in R1's format: an empty reasoning block, then the summary (R1's
+    general SFT data gives trivial queries no CoT)."""
+    return f"<think>\n\n</think>\nThe answer is <answer>{answer}</answer>."
 
 
 def random_expression(rng: random.Random, n_terms: int, ops: str, max_digit: int = 9) -> str:

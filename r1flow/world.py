@@ -13,11 +13,45 @@ import random
 from tqdm import tqdm
 
 from r1flow.config import DataConfig
-from r1flow.tasks import FamilySpec, cot_response, generate_items, random_expression, solve_steps, trainable
+from r1flow.tasks import (
+    FamilySpec,
+    cot_response,
+    direct_response,
+    generate_general_items,
+    generate_items,
+    random_expression,
+    solve_steps,
+    trainable,
+)
 
 
-def family_specs(data: DataConfig) -> list[FamilySpec]:
-    return [FamilySpec(f.name, f.weight, dict(f.params), dict(f.hard_params)) for f in data.families]
+def family_specs(data: DataConfig, general: bool = False) -> list[FamilySpec]:
+    families = data.general_families if general else data.families
+    return [FamilySpec(f.name, f.weight, dict(f.params), dict(f.hard_params)) for f in families]
+
+
+def make_general_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[dict]:
+    """``n`` non-reasoning items mixed across ``data.general_families``; split: train | general
+    (the held-out one)."""
+    specs = family_specs(data, general=True)
+    rows: list[dict] = []
+    for spec, fam, count in zip(specs, data.general_families, _counts(specs, n)):
+        key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
+        region = "train" if split == "train" else "heldout"
+        rows += generate_general_items(spec, region, count, seed, data.heldout_permille, fam.top_words)
+    for r in rows:
+        r["split"] = split
+    random.Random(data.seed + seed_offset).shuffle(rows)
+    return rows
+
+
+def general_sft_rows(items: list[dict]) -> list[dict]:
+    """Non-reasoning SFT data: the question answered directly, without a CoT."""
+    return [{"id": it["id"], "family": it["family"], "source": "general",
+             "messages": [{"role": "user", "content": it["question"]},
+                          {"role": "assistant", "content": direct_response(it["answer"])}]}
+            for it in items]
 
 
 def _counts(specs: list[FamilySpec], n: int) -> list[int]:
@@ -43,32 +77,44 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[d
     return rows
 
 
-def assistant_content(expr: str) -> str:
-    """The assistant turn of a worked example in R1's readable format."""
+def assistant_content(expr: str, terse: bool = False) -> str:
+    """The assistant turn of a worked example in R1's readable format; ``terse``: the reasoning is
+    the value alone, without the intermediate rewrites (an answer worked out "in one's head")."""
     reasoning, summary = cot_response(expr)
+    if terse:
+        reasoning = reasoning.rsplit("\n", 1)[-1]
     return f"<think>\n{reasoning}\n</think>\n{summary}"
 
 
-def cold_start_rows(items: list[dict]) -> list[dict]:
-    """Cold-start SFT data: chat messages whose answer is written by the deterministic solver."""
+def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -> list[dict]:
+    """Cold-start SFT data: chat messages whose answer is written by the deterministic solver.
+
+    A share ``terse_frac`` of them (chosen by ``seed``) skip the rewrites, as hastily written
+    human answers do: all are correct, but a model imitating the terse ones answers less
+    accurately — headroom that RL can win by learning to reason step by step.
+    """
+    rng = random.Random(seed)
     rows = []
     for it in items:
         expr = it["metadata"]["expression"]
+        terse = rng.random() < terse_frac
         rows.append(
             {
                 "id": it["id"],
                 "family": it["family"],
                 "messages": [
                     {"role": "user", "content": it["question"]},
-                    {"role": "assistant", "content": assistant_content(expr)},
+                    {"role": "assistant", "content": assistant_content(expr, terse)},
                 ],
+                "terse": terse,
             }
         )
     return rows
 
 
 def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) -> list[dict]:
-    """Facts, rewrite chains and chat-format worked examples (no held-out question or rewrite)."""
+    """Facts, rewrite chains and chat-format worked examples (no held-out question or rewrite); a
+    share ``data.terse_frac`` of the worked examples give the value without the rewrites."""
     rng = random.Random(data.seed + 99)
     n_facts = int(data.pretrain_docs * data.pretrain_fact_frac)
     n_worked = min(len(worked_items), int(data.pretrain_docs * data.pretrain_worked_frac))
@@ -99,10 +145,12 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) ->
             docs.append({"text": " =\n".join(steps)})
             made += 1
             bar.update()
+    terse = random.Random(data.seed + 98)
     for it in worked_items[:n_worked]:
         messages = [
             {"role": "user", "content": it["question"]},
-            {"role": "assistant", "content": assistant_content(it["metadata"]["expression"])},
+            {"role": "assistant",
+             "content": assistant_content(it["metadata"]["expression"], terse.random() < data.terse_frac)},
         ]
         docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
     rng.shuffle(docs)

@@ -4,7 +4,8 @@ tokenizer and the pretraining corpus.
     python -m stages.data [experiment=smoke] [data.n_heldout=2000]
 
 Outputs (in ``io.data_dir``): train/heldout/hard.jsonl (reasoning-gym items), cold_start.jsonl
-(chat messages in R1's readable format), and for ``model.init=scratch`` tokenizer/ and
+(chat messages in R1's readable format), general_train/general.jsonl (non-reasoning items: train and
+held-out) with general_sft.jsonl (answered directly, no CoT), and for ``model.init=scratch`` tokenizer/ and
 pretrain_corpus.jsonl; manifest.json lists every file with its sha256 digest.
 """
 
@@ -15,8 +16,16 @@ from pathlib import Path
 
 from r1flow.datafiles import write_json, write_jsonl
 from r1flow.stage import StageContext, stage_main
+from r1flow.tasks import direct_response
 from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
-from r1flow.world import assistant_content, cold_start_rows, make_split, pretraining_corpus
+from r1flow.world import (
+    assistant_content,
+    cold_start_rows,
+    general_sft_rows,
+    make_general_split,
+    make_split,
+    pretraining_corpus,
+)
 
 log = logging.getLogger("r1flow.data")
 
@@ -34,12 +43,19 @@ def main(ctx: StageContext) -> dict:
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
     cold_items = [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
+    if data.general_families:  # non-reasoning tasks: train prompts and the held-out "general" split
+        splits["general_train"] = make_general_split(data, "train", data.n_general_train, 6)
+        splits["general"] = make_general_split(data, "general", data.n_general_heldout, 7)
     files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in splits.items()}
-    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_start_rows(cold_items))
+    if data.general_families:
+        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_sft_rows(splits["general_train"]))
+    cold_rows = cold_start_rows(cold_items, data.terse_frac, data.seed + 7)
+    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
 
     if cfg.model.init == "scratch":
         vocab_texts = [r["question"] for rows in splits.values() for r in rows]
         vocab_texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
+        vocab_texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
         vocab_texts.append(R1_ZERO_TEMPLATE)
         tok = build_tokenizer(vocab_texts)
         tok.save_pretrained(out / "tokenizer")
@@ -52,7 +68,7 @@ def main(ctx: StageContext) -> dict:
 
     for name, info in files.items():
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"],
-                            context="eval" if name in ("heldout", "hard") else "train", num_rows=info["rows"])
+                            context="eval" if name in ("heldout", "hard", "general") else "train", num_rows=info["rows"])
     write_json(out / "manifest.json", files)
     ctx.run.log_artifact(str(out / "manifest.json"))
     return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}

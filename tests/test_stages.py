@@ -47,9 +47,9 @@ def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
     for key in ("pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length", "pass@1_ci95", "per_family"):
         assert key in m
     assert m["k"] == 2 and m["spec"]["temperature"] == 0.6 and m["spec"]["top_p"] == 0.95
-    assert set(m["splits"]) == {"heldout", "hard"}
+    assert set(m["splits"]) == {"heldout", "hard", "general"}
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * (8 + 8)  # k * (max_prompts heldout + hard)
+    assert len(rows) == 2 * (8 + 8 + 8)  # k * (max_prompts of heldout, hard and general)
     assert (out / "pass_at_k.png").stat().st_size > 1000
 
 
@@ -104,3 +104,25 @@ def test_unreachable_mlflow_server_fails_before_compute(smoke_world, tmp_path):
                      env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
     assert_failed_cleanly(proc, out, "unreachable", "127.0.0.1:9")
     assert not (out / "metrics.json").exists()
+
+
+def test_rejection_sampling_by_hand_then_general_sft(smoke_world, tmp_path):
+    rs, gen = tmp_path / "rs", tmp_path / "gen"
+    common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data"]
+    run_stage("rejection_sampling", *common, f"io.out_dir={rs}", f"hydra.run.dir={rs}",
+              f"io.init_model={smoke_world}/cold_start_sft/model")
+    assert len(list((rs / "shards").glob("prompts_*.jsonl"))) == 2  # 64 prompts, shards of 32
+    report = json.loads((rs / "report.json").read_text())
+    assert report["sampled"] == 64 * 2 and report["kept"] + sum(report["dropped"].values()) == 128
+    assert (rs / "lengths.png").stat().st_size > 1000 and (rs / "reasoning_sft.jsonl").is_file()
+    run_stage("general_sft", *common, f"io.out_dir={gen}", f"hydra.run.dir={gen}",
+              f"io.init_model={smoke_world}/pretrain/model", f"general_sft.reasoning_data={rs}/reasoning_sft.jsonl")
+    done = json.loads((gen / "done.json").read_text())
+    assert done["steps"] == 6 and done["rows"]["general"] > 0 and (gen / "model" / "model.safetensors").is_file()
+
+
+def test_rejection_sampling_shard_job_needs_its_shard(smoke_world, tmp_path):
+    out = tmp_path / "rs"
+    proc = run_stage("rejection_sampling", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
+                     f"io.out_dir={out}", f"hydra.run.dir={out}", "io.part=sample", check=False)
+    assert_failed_cleanly(proc, out, "io.shard")

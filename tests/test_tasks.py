@@ -6,7 +6,9 @@ import pytest
 
 from r1flow.config import compose
 from r1flow.tasks import (
+    WORD_RE,
     cot_response,
+    direct_response,
     extract_answer,
     format_ok,
     is_correct,
@@ -16,7 +18,13 @@ from r1flow.tasks import (
     trainable,
 )
 from r1flow.tokenizer import EOS, build_tokenizer, render_prompt
-from r1flow.world import assistant_content, make_split, pretraining_corpus
+from r1flow.world import (
+    assistant_content,
+    general_sft_rows,
+    make_general_split,
+    make_split,
+    pretraining_corpus,
+)
 
 
 def test_solver_rewrites_one_operation_at_a_time():
@@ -120,3 +128,19 @@ def test_tokenizer_round_trip_and_chat_template():
         [{"role": "user", "content": q}, {"role": "assistant", "content": assistant_content("4 - 1 - 7")}], tokenize=False)
     assert rendered.startswith(prompt) and rendered.rstrip("\n").endswith(EOS)
     assert "<answer>-4</answer>" in rendered
+
+
+def test_general_tasks_are_disjoint_small_vocabulary_and_answered_without_a_cot():
+    cfg = compose(["experiment=smoke"])
+    train = make_general_split(cfg.data, "train", 64, 6)
+    held = make_general_split(cfg.data, "general", 16, 7)
+    assert {r["question"] for r in train}.isdisjoint({r["question"] for r in held})
+    assert {r["family"] for r in train} == {"word_sequence_reversal"}
+    top = cfg.data.general_families[0].top_words
+    words = {w for r in train + held for w in WORD_RE.findall(r["question"])}
+    assert len(words) <= top
+    rows = general_sft_rows(train)
+    answer = rows[0]["messages"][1]["content"]
+    assert answer.startswith("<think>\n\n</think>") and answer == direct_response(train[0]["answer"])
+    assert is_correct(train[0], answer[len("<think>\n"):])  # the verifier of reasoning-gym accepts it
+    assert not is_correct(train[0], direct_response("wrong, order")[len("<think>\n"):])

@@ -63,8 +63,10 @@ def project(tmp_path_factory):
 
 
 def test_dry_run_and_lint(project):
+    # rejection sampling's shard jobs appear once its checkpoint has written the shards
     assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "evaluate": 4, "all": 1}
+                                     "rs_shards": 1, "rejection_sampling": 1, "general_sft": 1, "evaluate": 5,
+                                     "all": 1}
     assert "Congratulations, your workflow is in a good condition" in snakemake(project, "--lint")
 
 
@@ -81,11 +83,17 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     env = {"MLFLOW_TRACKING_URI": uri}
     snakemake(project, env=env)
     res = project / "results" / EXPERIMENT
-    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero"):
+    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "general_sft"):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
-    for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl"):
+        assert set(m["splits"]) == {"heldout", "hard", "general"}
+    for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl", "rejection_sampling",
+                  "general_sft"):
         assert (res / stage / "done.json").is_file()
+    shards = sorted((res / "rejection_sampling" / "shards").glob("prompts_*.jsonl"))
+    assert len(shards) == 2  # 64 prompts in shards of 32
+    report = json.loads((res / "rejection_sampling" / "report.json").read_text())
+    assert report["sampled"] == 64 * 2 and report["kept"] + sum(report["dropped"].values()) == report["sampled"]
     assert (res / "reasoning_rl" / "curves.png").stat().st_size > 1000
     assert (res / "logs" / "pretrain.log").is_file() and (res / "benchmarks" / "pretrain.tsv").is_file()
     assert planned_jobs(project) == {}, "a second run has nothing to do"
@@ -95,10 +103,12 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_file_cfg = project / "conf" / "stage" / "cold_start_sft.yaml"
     eval_cfg, sft_cfg = eval_file.read_text(), sft_file_cfg.read_text()
     edit(eval_file, "temperature: 0.6", "temperature: 0.7")
-    assert planned_jobs(project) == {"evaluate": 4, "all": 1}
+    assert planned_jobs(project) == {"evaluate": 5, "all": 1}
     eval_file.write_text(eval_cfg)
     sft_file_cfg.write_text(sft_cfg + "optim: {lr: 1.0e-4}\n")
-    assert planned_jobs(project) == {"cold_start_sft": 1, "reasoning_rl": 1, "evaluate": 2, "all": 1}
+    after_cold_start = {"cold_start_sft": 1, "reasoning_rl": 1, "rs_sample": 2, "rejection_sampling": 1,
+                        "general_sft": 1, "evaluate": 3, "all": 1}
+    assert planned_jobs(project) == after_cold_start
     sft_file_cfg.write_text(sft_cfg)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
 
@@ -106,7 +116,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     stage_file = project / "stages" / "cold_start_sft.py"
     code = stage_file.read_text()
     stage_file.write_text(code + "\n# an edit\n")
-    assert planned_jobs(project) == {"cold_start_sft": 1, "reasoning_rl": 1, "evaluate": 2, "all": 1}
+    assert planned_jobs(project) == after_cold_start
     stage_file.write_text(code)
     assert planned_jobs(project) == {}
 
@@ -115,7 +125,8 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_code = sft_file.read_text()
     sft_file.write_text(sft_code + "\n# an edit\n")
     assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "evaluate": 4, "all": 1}
+                                     "rs_sample": 2, "rejection_sampling": 1, "general_sft": 1, "evaluate": 5,
+                                     "all": 1}
     sft_file.write_text(sft_code)
 
     check_lineage(uri, res)
@@ -123,6 +134,9 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
 
 def check_lineage(uri: str, res: Path) -> None:
     from mlflow.tracking import MlflowClient
+
+    from r1flow.datafiles import file_digest
+    from tracking.stage import mlflow_dataset_digest as mlflow_digest
 
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(f"r1flow/{EXPERIMENT}")
@@ -134,7 +148,9 @@ def check_lineage(uri: str, res: Path) -> None:
     pipeline = by_stage["pipeline"][0]
     assert pipeline.info.status == "FINISHED"
     stage_runs = [r for s, rs in by_stage.items() if s != "pipeline" for r in rs]
-    assert len(stage_runs) == 9  # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, 4 evaluations
+    # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, rejection sampling (shards, 2 samples,
+    # merge), general_sft, 5 evaluations
+    assert len(stage_runs) == 15
     assert all(r.data.tags["mlflow.parentRunId"] == pipeline.info.run_id for r in stage_runs)
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
@@ -146,3 +162,12 @@ def check_lineage(uri: str, res: Path) -> None:
     assert digests, "the cold-start run lists its datasets"
     data_record = json.loads((res / "data" / "run.json").read_text())
     assert data_record["run_id"] in sft.data.tags["r1.upstream_run_ids"]
+
+    # general SFT lists the rejection-sampled dataset (with its digest) and the run that made it
+    rs = json.loads((res / "rejection_sampling" / "run.json").read_text())
+    gen = client.get_run(by_stage["general_sft"][0].info.run_id)
+    assert rs["run_id"] in gen.data.tags["r1.upstream_run_ids"]
+    sampled = res / "rejection_sampling" / "reasoning_sft.jsonl"
+    names = {d.dataset.name: d.dataset.digest for d in gen.inputs.dataset_inputs}
+    assert f"{EXPERIMENT}/rejection_sampled" in names and f"{EXPERIMENT}/general_sft" in names
+    assert names[f"{EXPERIMENT}/rejection_sampled"] == mlflow_digest(file_digest(sampled))
