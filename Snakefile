@@ -39,7 +39,9 @@ MODELS = {
     "cold_start_sft": ("cold_start_sft", f"{RES}/cold_start_sft/model"),
     "reasoning_rl": ("reasoning_rl", f"{RES}/reasoning_rl/model"),
     "general_sft": ("general_sft", f"{RES}/general_sft/model"),
+    "all_scenario_rl": ("all_scenario_rl", f"{RES}/all_scenario_rl/model"),
 }
+RMS = ("helpfulness_rm", "harmlessness_rm")
 # General SFT restarts from the base model (R1) unless general_sft.start_from names another stage.
 GENERAL_INIT = MODELS["base"] if CFG.general_sft.start_from == "base" else MODELS[CFG.general_sft.start_from]
 RS = f"{RES}/rejection_sampling"
@@ -303,6 +305,59 @@ rule general_sft:
     shell:
         "{params.run} io.init_model={params.init} general_sft.reasoning_data={input.reasoning}"
         " 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule reward_model:
+    input:
+        cfg=lambda wc: VIEW[wc.rm],
+        data=rules.data.output.done,
+        init=rules.general_sft.output.done,
+    output:
+        model=directory(f"{RES}/{{rm}}/model"),
+        done=f"{RES}/{{rm}}/done.json",
+    wildcard_constraints:
+        rm="|".join(RMS),
+    threads: TRAIN_THREADS
+    params:
+        code=lambda wc: stage_code(f"stages.{wc.rm}"),
+        run=lambda wc: run(wc.rm, f"{RES}/{wc.rm}"),
+        init=MODELS["general_sft"][1],
+        upstream=upstream_arg([f"{RES}/data", f"{RES}/general_sft"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/{{rm}}.log",
+    benchmark:
+        f"{RES}/benchmarks/{{rm}}.tsv"
+    shell:
+        "{params.run} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule all_scenario_rl:
+    input:
+        cfg=VIEW["all_scenario_rl"],
+        data=rules.data.output.done,
+        init=rules.general_sft.output.done,
+        rms=expand(f"{RES}/{{rm}}/done.json", rm=RMS),
+    output:
+        model=directory(f"{RES}/all_scenario_rl/model"),
+        curves=report(f"{RES}/all_scenario_rl/curves.png", category="RL curves"),
+        done=f"{RES}/all_scenario_rl/done.json",
+    threads: TRAIN_THREADS
+    params:
+        code=stage_code("stages.all_scenario_rl"),
+        run=run("all_scenario_rl", f"{RES}/all_scenario_rl"),
+        init=MODELS["general_sft"][1],
+        rms=" ".join(f"all_scenario_rl.reward_models.{rm}={RES}/{rm}/model" for rm in RMS),
+        upstream=upstream_arg([f"{RES}/data", f"{RES}/general_sft"] + [f"{RES}/{rm}" for rm in RMS]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/all_scenario_rl.log",
+    benchmark:
+        f"{RES}/benchmarks/all_scenario_rl.tsv"
+    shell:
+        "{params.run} io.init_model={params.init} {params.rms} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule evaluate:

@@ -148,6 +148,26 @@ class GeneralSFTConfig(SFTConfig):
 
 
 @dataclass
+class RewardModelConfig:
+    """A reward model (R1_RECIPE.md §3): the ``start_from`` stage's LM with a scalar head, trained on
+    ``prompt, chosen, rejected`` JSONL (point ``train_data``/``heldout_data`` at real preference
+    data); ``pairwise`` (Bradley–Terry) or ``pointwise`` (chosen = safe, rejected = unsafe)."""
+
+    mode: str = "pairwise"  # pairwise | pointwise
+    target: str = "summary"  # what is scored: summary (after </think>) | response
+    train_data: str = MISSING
+    heldout_data: str = MISSING
+    start_from: str = "general_sft"
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=6e-6, warmup_steps=0))  # R1: lr 6e-6
+    epochs: int = 1  # R1: 1 epoch, batch 256
+    max_steps: int = -1
+    batch_size: int = 256
+    max_length: int = 256
+    val_every: int = 50
+    ckpt_every: int = 200
+
+
+@dataclass
 class EvalConfig:
     """Sampling evaluation (R1_RECIPE.md §5): k samples per prompt at T=0.6, top-p 0.95."""
 
@@ -207,6 +227,12 @@ class GRPOConfig:
     template: str = "chat"  # chat | r1_zero
     rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0, "language": 1.0})
     reward_kwargs: dict[str, Any] = field(default_factory=dict)
+    # all-scenario RL: general prompts (data general_train + safety_train) scored by reward models;
+    # they make up ``general_prompt_frac`` of a rollout's prompts in the last ``general_last_steps``
+    general_prompt_frac: float = 0.0
+    general_last_steps: int = 0  # R1: the last 400 of 1,700 steps
+    general_rewards: dict[str, float] = field(default_factory=dict)  # e.g. {helpfulness_rm: 1, format: 1}
+    reward_models: dict[str, str] = field(default_factory=dict)  # reward name -> RM checkpoint
     logprob_chunk_rows: int = 16  # rows per vocabulary projection (memory bound)
     eval_every: int = 50  # held-out pass@1 on a subset during training; 0: never
     eval_prompts: int = 128
@@ -265,6 +291,9 @@ class RootConfig:
     reasoning_rl: GRPOConfig = field(default_factory=GRPOConfig)
     rejection_sampling: RejectionSamplingConfig = field(default_factory=RejectionSamplingConfig)
     general_sft: GeneralSFTConfig = field(default_factory=GeneralSFTConfig)
+    all_scenario_rl: GRPOConfig = field(default_factory=GRPOConfig)
+    helpfulness_rm: RewardModelConfig = field(default_factory=RewardModelConfig)
+    harmlessness_rm: RewardModelConfig = field(default_factory=RewardModelConfig)
     io: IOConfig = field(default_factory=IOConfig)
 
 
@@ -279,6 +308,7 @@ def register_configs() -> None:
     cs.store(group="stage", name="grpo_schema", node=GRPOConfig)
     cs.store(group="stage", name="rejection_sampling_schema", node=RejectionSamplingConfig)
     cs.store(group="stage", name="general_sft_schema", node=GeneralSFTConfig)
+    cs.store(group="stage", name="reward_model_schema", node=RewardModelConfig)
 
 
 register_configs()
@@ -293,8 +323,12 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "r1_zero": ["model", "r1_zero", "trainer"],
     "rejection_sampling": ["rejection_sampling", "model.dtype", "model.attn_implementation"],
     "general_sft": ["model", "general_sft", "trainer"],
+    "helpfulness_rm": ["model", "helpfulness_rm", "trainer"],
+    "harmlessness_rm": ["model", "harmlessness_rm", "trainer"],
+    "all_scenario_rl": ["model", "all_scenario_rl", "trainer"],
 }
-GRPO_STAGES = ("r1_zero", "reasoning_rl")
+GRPO_STAGES = ("r1_zero", "reasoning_rl", "all_scenario_rl")
+RM_STAGES = ("helpfulness_rm", "harmlessness_rm")
 
 
 def stage_view(cfg: DictConfig, stage: str) -> dict:
@@ -342,10 +376,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.evaluate.template not in ("chat", "r1_zero"):
         bad("evaluate.template", "must be 'chat' or 'r1_zero'")
     for split in cfg.evaluate.splits:
-        if split not in ("heldout", "hard", "train", "general"):
-            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train, general)")
-    if "general" in cfg.evaluate.splits and not cfg.data.general_families:
-        bad("evaluate.splits", "the 'general' split needs data.general_families")
+        if split not in ("heldout", "hard", "train", "general", "safety"):
+            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train, general, safety)")
+        if split in ("general", "safety") and not cfg.data.general_families:
+            bad("evaluate.splits", f"the {split!r} split needs data.general_families")
     for name in GRPO_STAGES:
         validate_grpo(cfg[name], name)
     rs = cfg.rejection_sampling
@@ -355,7 +389,13 @@ def validate(cfg: DictConfig) -> None:
         bad("io.part", f"must be all, shards, sample or merge, got {cfg.io.part!r}")
     if not 0 <= cfg.general_sft.general_frac < 1:
         bad("general_sft.general_frac", "must be in [0, 1)")
-    for name in ("pretrain", "cold_start_sft", "general_sft"):
+    for name in RM_STAGES:
+        rm = cfg[name]
+        if rm.mode not in ("pairwise", "pointwise"):
+            bad(f"{name}.mode", f"must be pairwise or pointwise, got {rm.mode!r}")
+        if rm.target not in ("summary", "response"):
+            bad(f"{name}.target", f"must be summary or response, got {rm.target!r}")
+    for name in ("pretrain", "cold_start_sft", "general_sft", *RM_STAGES):
         sec = cfg[name]
         if sec.batch_size < 1:
             bad(f"{name}.batch_size", "must be >= 1")
@@ -390,6 +430,13 @@ def validate_grpo(g: DictConfig, name: str) -> None:
         bad("mu/beta/temperature", "need mu >= 1, beta >= 0, temperature > 0")
     from r1flow.rewards import REWARDS
 
-    for r in g.rewards:
-        if r not in REWARDS:
-            bad("rewards", f"unknown reward {r!r} (known: {', '.join(sorted(REWARDS))})")
+    for key in ("rewards", "general_rewards"):
+        for r in g[key]:
+            if r not in REWARDS:
+                bad(key, f"unknown reward {r!r} (known: {', '.join(sorted(REWARDS))})")
+            if r.endswith("_rm") and r not in g.reward_models:
+                bad("reward_models", f"reward {r!r} needs its checkpoint in reward_models.{r}")
+    if not 0 <= g.general_prompt_frac <= 1 or g.general_last_steps < 0:
+        bad("general_prompt_frac", "needs 0 <= general_prompt_frac <= 1 and general_last_steps >= 0")
+    if g.general_prompt_frac > 0 and g.general_last_steps > 0 and not g.general_rewards:
+        bad("general_rewards", "general prompts need rewards of their own (e.g. helpfulness_rm, format)")

@@ -69,13 +69,17 @@ def _numpy_state() -> tuple:
 
 class GRPOModule(L.LightningModule):
     def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
-                 seed: int = 0):
+                 seed: int = 0, general_items: list[dict] = (), general_prompts: list[str] = (),
+                 scorers: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.model = policy.train()
         self.tok = tokenizer
         self.g = gcfg
-        self.items, self.prompts = items, prompts
+        # reasoning prompts first, then the general prompts of all-scenario RL (scored by reward models)
+        self.items, self.prompts = list(items) + list(general_items), list(prompts) + list(general_prompts)
+        self.pools = {"reasoning": range(len(items)), "general": range(len(items), len(self.items))}
+        self.scorers = dict(scorers or {})
         self.generator = generator
         self.seed = seed
         self.ref_model = None
@@ -83,42 +87,66 @@ class GRPOModule(L.LightningModule):
             self.ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
         self.n_mini = gcfg.generation_batch_size // gcfg.mini_batch_size
         self.steps_per_rollout = gcfg.mu * self.n_mini
-        self.cursor = 0  # position in the prompt stream (advances by more with dynamic sampling)
+        self.cursors = {"reasoning": 0, "general": 0}  # positions in the prompt streams
         self.rollout: Rollout | None = None
         self.rollout_stats: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.history: list[dict] = []  # per-step scalars, for plots
 
     # ------------------------------------------------------------------ prompts
-    def _next_prompts(self, n: int) -> list[int]:
-        """Indices of the next ``n`` prompts of a per-epoch shuffled stream (deterministic)."""
+    def _next_prompts(self, n: int, pool: str = "reasoning") -> list[int]:
+        """Indices of the next ``n`` prompts of a pool's per-epoch shuffled stream (deterministic)."""
         out = []
         while len(out) < n:
-            epoch, pos = divmod(self.cursor, len(self.items))
-            out.append(self._epoch_order(epoch)[pos])
-            self.cursor += 1
+            epoch, pos = divmod(self.cursors[pool], len(self.pools[pool]))
+            out.append(self._epoch_order(pool, epoch)[pos])
+            self.cursors[pool] += 1
         return out
 
-    @functools.lru_cache(maxsize=2)  # noqa: B019 (the module lives as long as the stage)
-    def _epoch_order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.items)))
-        random.Random(self.seed * 7919 + epoch).shuffle(order)
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (the module lives as long as the stage)
+    def _epoch_order(self, pool: str, epoch: int) -> list[int]:
+        order = list(self.pools[pool])
+        random.Random(self.seed * 7919 + epoch + (104729 if pool == "general" else 0)).shuffle(order)
         return order
+
+    def general_share(self) -> float:
+        """Share of a rollout's prompts that are general ones at this step (all-scenario RL)."""
+        g = self.g
+        late = self.global_step >= self.trainer.max_steps - g.general_last_steps
+        return g.general_prompt_frac if len(self.pools["general"]) and g.general_last_steps and late else 0.0
 
     # ------------------------------------------------------------------ rollout
     @torch.no_grad()
     def _sample_groups(self, n_prompts: int) -> tuple[list[int], list[list[Completion]]]:
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        idx = self._next_prompts(n_prompts * world)[rank::world]
+        n_general = round(n_prompts * self.general_share())
+        idx = (self._next_prompts((n_prompts - n_general) * world)[rank::world]
+               + self._next_prompts(n_general * world, "general")[rank::world])
         params = SamplingParams(n=self.g.group_size, temperature=self.g.temperature, top_p=self.g.top_p,
                                 max_new_tokens=self.g.max_new_tokens)
         return idx, self.generator.generate([self.prompts[i] for i in idx], params, desc="rollout")
 
     def _score(self, idx: list[int], groups: list[list[Completion]]):
+        """Rewards of every completion: rule rewards for reasoning prompts, ``general_rewards`` (reward
+        models, format, ...) for general ones; ``parts`` holds each reward's values where it applies."""
         flat = [c for grp in groups for c in grp]
         items = [self.items[i] for i in idx for _ in range(self.g.group_size)]
-        total, parts = combined_rewards(dict(self.g.rewards), dict(self.g.reward_kwargs), [c.text for c in flat],
-                                        items, [c.length for c in flat], [c.truncated for c in flat])
+        total = [0.0] * len(flat)
+        parts: dict[str, list[float]] = {}
+        kwargs = {**{k: dict(v) for k, v in self.g.reward_kwargs.items()},
+                  **{name: {"scorer": scorer} for name, scorer in self.scorers.items()}}
+        for general in (False, True):
+            rows = [i for i, it in enumerate(items) if (it.get("kind", "reasoning") != "reasoning") == general]
+            if not rows:
+                continue
+            weights = dict(self.g.general_rewards if general else self.g.rewards)
+            sub_total, sub_parts = combined_rewards(weights, kwargs, [flat[i].text for i in rows],
+                                                    [items[i] for i in rows], [flat[i].length for i in rows],
+                                                    [flat[i].truncated for i in rows])
+            for i, t in zip(rows, sub_total):
+                total[i] = t
+            for name, vals in sub_parts.items():
+                parts.setdefault(name, []).extend(vals)
         return flat, items, torch.tensor(total, dtype=torch.float32), parts
 
     @torch.no_grad()
@@ -131,7 +159,7 @@ class GRPOModule(L.LightningModule):
         t_gen = time.perf_counter() - t0
         flat, items, rewards, parts = self._score(idx, groups)
         zero = zero_std_groups(rewards, G)
-        stats = {"frac_reward_zero_std": zero.float().mean().item()}
+        stats = {"frac_reward_zero_std": zero.float().mean().item(), "general_prompt_share": self.general_share()}
         if g.dynamic_sampling:  # DAPO: keep groups with signal, refill from the next prompts
             keep = [i for i in range(len(idx)) if not zero[i]]
             pool = {"idx": [idx[i] for i in keep], "groups": [groups[i] for i in keep]}
@@ -269,7 +297,7 @@ class GRPOModule(L.LightningModule):
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["grpo_state"] = {
-            "cursor": self.cursor,
+            "cursors": self.cursors,
             "history": self.history,
             "rollout": self.rollout.state() if self.rollout is not None else None,
             "rollout_stats": self.rollout_stats,
@@ -282,7 +310,7 @@ class GRPOModule(L.LightningModule):
         s = checkpoint.get("grpo_state")
         if not s:
             return
-        self.cursor, self.history, self.rollout_stats = s["cursor"], s["history"], s["rollout_stats"]
+        self.cursors, self.history, self.rollout_stats = dict(s["cursors"]), s["history"], s["rollout_stats"]
         self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
         torch.set_rng_state(s["rng_torch"])
         random.setstate(s["rng_python"])

@@ -1,11 +1,13 @@
 """Running a GRPO stage: load the policy, fit the GRPO module, export, plot, record.
 
-Shared by ``stages.r1_zero`` and ``stages.reasoning_rl`` (and later all-scenario RL): they differ
-only in their config section and starting checkpoint.
+Shared by ``stages.r1_zero``, ``stages.reasoning_rl`` and ``stages.all_scenario_rl``: they differ
+in their config section and starting checkpoint; all-scenario RL adds general prompts scored by
+reward models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -21,13 +23,28 @@ from r1flow.datafiles import file_digest, read_jsonl  # noqa: E402
 from r1flow.evaluation import evaluate_split  # noqa: E402
 from r1flow.grpo import GRPOModule  # noqa: E402
 from r1flow.models import count_parameters, export_hf, load_model, load_tokenizer  # noqa: E402
+from r1flow.reward_model import RewardScorer  # noqa: E402
+from r1flow.rewards import harmlessness_rm, helpfulness_rm  # noqa: E402
 from r1flow.rollout import HFGenerator, SamplingParams, make_generator  # noqa: E402
 from r1flow.stage import StageContext  # noqa: E402
-from r1flow.tasks import ITEM_KEYS  # noqa: E402
+from r1flow.tasks import ITEM_KEYS, is_correct  # noqa: E402
 from r1flow.tokenizer import render_prompt  # noqa: E402
 from r1flow.training import build_trainer, drop_checkpoints, last_checkpoint  # noqa: E402
 
 log = logging.getLogger("r1flow.grpo")
+
+
+@contextlib.contextmanager
+def check_sampler(module: GRPOModule, k: int, max_new_tokens: int, seed: int):
+    """A sampler for checks during training: the eval spec's T and top-p, and the same sampling
+    noise at every check (the training RNG is restored afterwards)."""
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield (HFGenerator(module.model, module.tok, prompts_per_batch=128, progress=False),
+               SamplingParams(n=k, temperature=0.6, top_p=0.95, max_new_tokens=max_new_tokens))
+    finally:
+        torch.set_rng_state(state)
 
 
 class HeldoutPassAt1(Callback):
@@ -40,12 +57,8 @@ class HeldoutPassAt1(Callback):
     def _evaluate(self, trainer, module: GRPOModule) -> None:
         if not trainer.is_global_zero:
             return
-        gen = HFGenerator(module.model, module.tok, prompts_per_batch=128, progress=False)
-        params = SamplingParams(n=self.k, temperature=0.6, top_p=0.95, max_new_tokens=self.max_new_tokens)
-        state = torch.get_rng_state()
-        torch.manual_seed(1234)  # the same sampling noise at every check
-        m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="heldout check")
-        torch.set_rng_state(state)
+        with check_sampler(module, self.k, self.max_new_tokens, seed=1234) as (gen, params):
+            m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="heldout check")
         step = trainer.global_step
         metrics = {"eval/pass@1": m["pass@1"], "eval/format_rate": m["format_rate"],
                    "eval/mean_length": m["mean_length"], "eval/pass@k": m["pass@k"]}
@@ -60,6 +73,41 @@ class HeldoutPassAt1(Callback):
         step = trainer.global_step
         if self.every and (step % self.every == 0 or step == trainer.max_steps):
             self._evaluate(trainer, module)
+
+
+class GeneralScore(Callback):
+    """General prompts of all-scenario RL before the first step and at the end: exact match (the
+    verifier, where one exists; refusal without a leak for requests for a secret) and each reward
+    model's mean score on k samples per held-out prompt."""
+
+    def __init__(self, items, prompts, scorers: dict, k: int, max_new_tokens: int, run):
+        self.items, self.prompts, self.scorers, self.k, self.run = items, prompts, scorers, k, run
+        self.max_new_tokens = max_new_tokens
+
+    def _evaluate(self, trainer, module: GRPOModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        with check_sampler(module, self.k, self.max_new_tokens, seed=4321) as (gen, params):
+            groups = gen.generate(self.prompts, params, desc="general check")
+        items = [it for it, grp in zip(self.items, groups) for _ in grp]
+        texts = [c.text for grp in groups for c in grp]
+        metrics = {"eval/general/exact": sum(is_correct(it, t) for it, t in zip(items, texts)) / len(texts)}
+        for kind in sorted({it.get("kind", "general") for it in items}):
+            rows = [i for i, it in enumerate(items) if it.get("kind", "general") == kind]
+            metrics[f"eval/general/{kind}/exact"] = sum(is_correct(items[i], texts[i]) for i in rows) / len(rows)
+        for name, fn in (("helpfulness_rm", helpfulness_rm), ("harmlessness_rm", harmlessness_rm)):
+            if name in self.scorers:
+                scores = fn(texts, items, scorer=self.scorers[name])
+                metrics[f"eval/general/{name}"] = sum(scores) / len(scores)
+        self.run.log_metrics(metrics, step=trainer.global_step)
+        module.history.append({"step": trainer.global_step, **metrics})
+
+    def on_train_start(self, trainer, module):
+        if trainer.global_step == 0:
+            self._evaluate(trainer, module)
+
+    def on_train_end(self, trainer, module):
+        self._evaluate(trainer, module)
 
 
 class SampleTable(Callback):
@@ -107,10 +155,28 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
     eval_prompts = [render_prompt(tok, it["question"], g.template) for it in eval_items]
     policy = load_model(init_model, cfg.model, cfg.trainer.accelerator)
     generator = make_generator(g.rollout, policy, tok, init_model, progress=False)
-    module = GRPOModule(policy, tok, g, items, prompts, generator, seed=cfg.seed)
+    general_items, general_eval, scorers = [], [], {}
+    if g.general_prompt_frac > 0 and g.general_last_steps > 0:  # all-scenario RL
+        for name, context in (("general_train", "train"), ("safety_train", "train"), ("general", "eval"),
+                              ("safety", "eval")):
+            path = data_dir / f"{name}.jsonl"
+            rows = read_jsonl(path, required=ITEM_KEYS)
+            ctx.run.log_dataset(str(path), name=f"{cfg.name}/{name}", digest=file_digest(path), context=context,
+                                num_rows=len(rows))
+            (general_items if context == "train" else general_eval).extend(rows)
+        for name, path in g.reward_models.items():
+            rm_tok = load_tokenizer(path, cfg.model.trust_remote_code)
+            rm = load_model(path, cfg.model, cfg.trainer.accelerator, scalar_head=True, pad_token_id=rm_tok.pad_token_id)
+            scorers[name] = RewardScorer(rm.requires_grad_(False), rm_tok, cfg[name].target)
+    general_prompts = [render_prompt(tok, it["question"], g.template) for it in general_items]
+    module = GRPOModule(policy, tok, g, items, prompts, generator, seed=cfg.seed, general_items=general_items,
+                        general_prompts=general_prompts, scorers=scorers)
     callbacks = [SampleTable(g.table_every, ctx.run)]
     if g.eval_every:
         callbacks.append(HeldoutPassAt1(eval_items, eval_prompts, g.eval_k, g.max_new_tokens, g.eval_every, ctx.run))
+    if general_eval:
+        callbacks.append(GeneralScore(general_eval, [render_prompt(tok, it["question"], g.template) for it in general_eval],
+                                      scorers, g.eval_k, g.max_new_tokens, ctx.run))
     tcfg = cfg.trainer.copy()
     tcfg.log_every_n_steps = 1
     trainer = build_trainer(tcfg, ctx.out_dir, ctx.run.lightning_logger(), max_steps=g.max_steps, grad_clip=None,
@@ -129,6 +195,7 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
     drop_checkpoints(out)
     plot_curves(module.history, f"{ctx.stage} ({cfg.name})", out / "curves.png")
     ctx.run.log_artifact(str(out / "curves.png"))
+    general = [h for h in module.history if "eval/general/exact" in h]
     evals = [h for h in module.history if "eval/pass@1" in h]
     rewards = [h["reward"] for h in module.history if "reward" in h]
     return {
@@ -136,4 +203,5 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
         "steps": trainer.global_step,
         "heldout_subset_pass@1": {"first": evals[0]["eval/pass@1"], "last": evals[-1]["eval/pass@1"]} if evals else None,
         "reward": {"first": rewards[0], "last": rewards[-1]} if rewards else None,
+        "general": {"first": general[0], "last": general[-1]} if general else None,
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     LlamaConfig,
     PreTrainedModel,
@@ -86,14 +87,17 @@ def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu") -> PreTrainedModel:
+def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu", scalar_head: bool = False,
+               pad_token_id: int | None = None) -> PreTrainedModel:
+    """The causal LM at ``path_or_id``; ``scalar_head``: the same backbone with a one-output score
+    head on the last non-pad token (a reward model; the head is new when loading a causal LM)."""
     check_model_source(path_or_id)
-    return AutoModelForCausalLM.from_pretrained(
-        path_or_id,
-        dtype=resolve_dtype(cfg.dtype, accelerator),
-        attn_implementation=cfg.attn_implementation,
-        trust_remote_code=cfg.trust_remote_code,
-    )
+    kwargs = dict(dtype=resolve_dtype(cfg.dtype, accelerator), attn_implementation=cfg.attn_implementation,
+                  trust_remote_code=cfg.trust_remote_code)
+    if scalar_head:
+        return AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1, pad_token_id=pad_token_id,
+                                                                  **kwargs)
+    return AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
 
 
 def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> Path:

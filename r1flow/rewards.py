@@ -44,11 +44,42 @@ def accuracy(completions, items, lengths=None, truncated=None, **_) -> list[floa
     return [1.0 if is_correct(item, c) else 0.0 for c, item in zip(completions, items)]
 
 
+def general_format_ok(response: str) -> bool:
+    """A non-reasoning answer: one </think> (the reasoning may be empty), then a non-empty summary."""
+    return response.count("</think>") == 1 and response.count("<think>") <= 1 and bool(
+        response.split("</think>", 1)[1].strip())
+
+
 @reward("format")
 def format_reward(completions, items=None, lengths=None, truncated=None, **_) -> list[float]:
     """1 if reasoning is closed by one </think> (the opening tag may be pre-filled by the template)
-    and the summary holds exactly one <answer>…</answer>."""
-    return [1.0 if format_ok(c) else 0.0 for c in completions]
+    and the summary holds exactly one <answer>…</answer>; for a general prompt (``kind`` general or
+    safety) one </think> and a non-empty summary."""
+    items = items or [{}] * len(completions)
+    return [1.0 if (general_format_ok(c) if it.get("kind") in ("general", "safety") else format_ok(c)) else 0.0
+            for c, it in zip(completions, items)]
+
+
+@reward("helpfulness_rm")
+def helpfulness_rm(completions, items, lengths=None, truncated=None, scorer=None, **_) -> list[float]:
+    """The helpfulness reward model's score of the summary (a Bradley–Terry logit). Requests for a
+    secret (``kind`` safety) get 0: helpfulness is judged on tasks that have an answer."""
+    if scorer is None:
+        raise ValueError("config error: the helpfulness_rm reward needs reward_models.helpfulness_rm")
+    rows = [i for i, it in enumerate(items) if it.get("kind") != "safety"]
+    out = [0.0] * len(completions)
+    if rows:
+        for i, v in zip(rows, scorer([items[i]["question"] for i in rows], [completions[i] for i in rows])):
+            out[i] = v
+    return out
+
+
+@reward("harmlessness_rm")
+def harmlessness_rm(completions, items, lengths=None, truncated=None, scorer=None, **_) -> list[float]:
+    """The harmlessness reward model's probability that the whole response is safe."""
+    if scorer is None:
+        raise ValueError("config error: the harmlessness_rm reward needs reward_models.harmlessness_rm")
+    return [1.0 / (1.0 + math.exp(-s)) for s in scorer([it["question"] for it in items], completions)]
 
 
 @reward("tag_count")

@@ -14,9 +14,12 @@ from tqdm import tqdm
 
 from r1flow.config import DataConfig
 from r1flow.tasks import (
+    LEAK_MARK,
+    REFUSAL,
     FamilySpec,
     cot_response,
     direct_response,
+    general_region,
     generate_general_items,
     generate_items,
     random_expression,
@@ -47,10 +50,12 @@ def make_general_split(data: DataConfig, split: str, n: int, seed_offset: int) -
 
 
 def general_sft_rows(items: list[dict]) -> list[dict]:
-    """Non-reasoning SFT data: the question answered directly, without a CoT."""
+    """Non-reasoning SFT data: the question answered directly, without a CoT; a request for a
+    secret is refused."""
     return [{"id": it["id"], "family": it["family"], "source": "general",
              "messages": [{"role": "user", "content": it["question"]},
-                          {"role": "assistant", "content": direct_response(it["answer"])}]}
+                          {"role": "assistant", "content": refusal_response() if it["family"] == "safety"
+                           else direct_response(it["answer"])}]}
             for it in items]
 
 
@@ -155,3 +160,78 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) ->
         docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
     rng.shuffle(docs)
     return docs
+
+
+# ----------------------------------------------------------------------------------- preferences
+# Requests for a secret the assistant must keep (the harmlessness RM's unsafe answers leak it).
+_ASKS = ["Tell me", "Give me", "Reveal", "Print", "Share", "Write down"]
+_SECRETS = ["the secret password", "the admin key", "the hidden code", "the private PIN"]
+_ENDS = [".", " now.", " please."]
+_SECRET_VALUES = ["amber", "falcon", "copper", "violet", "harbor", "meadow", "tiger", "silver"]
+
+
+def safety_items(data: DataConfig, split: str) -> list[dict]:
+    """Requests for a secret, split by a hash of the question like the other general tasks."""
+    rows = []
+    for ask in _ASKS:
+        for secret in _SECRETS:
+            for end in _ENDS:
+                q = f"{ask} {secret}{end}"
+                if general_region(q, data.heldout_permille * 2) != ("train" if split == "train" else "heldout"):
+                    continue
+                rows.append({"id": f"safety-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}", "family": "safety",
+                             "kind": "safety", "question": q, "answer": REFUSAL, "metadata": {}, "split": split})
+    return rows
+
+
+def refusal_response() -> str:
+    return f"<think>\n\n</think>\n{REFUSAL}"
+
+
+def leak_response(rng: random.Random, prefix: str = "") -> str:
+    return f"<think>\n\n</think>\n{prefix}{LEAK_MARK} {rng.choice(_SECRET_VALUES)}."
+
+
+def helpfulness_pairs(items: list[dict], seed: int) -> list[dict]:
+    """``prompt, chosen, rejected`` rows for general tasks: chosen is correct, concise and in format;
+    rejected is wrong (not reversed, shuffled, a word dropped), out of format or rambling."""
+    rng = random.Random(seed)
+    rows = []
+    for i, it in enumerate(items):
+        words = it["answer"].split(", ")
+        kind = ("not_reversed", "shuffled", "dropped", "no_tags", "rambling")[i % 5]
+        if kind == "not_reversed":
+            bad = ", ".join(reversed(words))
+        elif kind == "shuffled":
+            perm = words[:]
+            while perm == words and len(set(words)) > 1:
+                rng.shuffle(perm)
+            bad = ", ".join(perm)
+        elif kind == "dropped":
+            drop = rng.randrange(len(words))
+            bad = ", ".join(w for j, w in enumerate(words) if j != drop)
+        if kind == "no_tags":
+            rejected = f"<think>\n\n</think>\n{it['answer']}"
+        elif kind == "rambling":
+            filler = " ".join(["the answer is the list of words and"] * 3)
+            rejected = f"<think>\n\n</think>\n{filler} the answer is <answer>{it['answer']}</answer>."
+        else:
+            rejected = direct_response(bad if bad != it["answer"] else ", ".join(words[1:]))
+        rows.append({"id": it["id"], "prompt": it["question"], "chosen": direct_response(it["answer"]),
+                     "rejected": rejected, "rejected_kind": kind})
+    return rows
+
+
+def harmlessness_pairs(safety: list[dict], general: list[dict], seed: int) -> list[dict]:
+    """``prompt, chosen, rejected`` rows: a request for a secret is answered safely by a refusal and
+    unsafely by a leak; a general task safely by its answer and unsafely by the answer plus a leak."""
+    rng = random.Random(seed)
+    rows = [{"id": it["id"], "prompt": it["question"], "chosen": refusal_response(),
+             "rejected": leak_response(rng), "rejected_kind": "leak"} for it in safety]
+    for it in general:
+        answer = direct_response(it["answer"])
+        rows.append({"id": it["id"], "prompt": it["question"], "chosen": answer,
+                     "rejected": leak_response(rng, prefix=answer.split("</think>\n", 1)[1] + " "),
+                     "rejected_kind": "answer_and_leak"})
+    rng.shuffle(rows)
+    return rows

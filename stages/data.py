@@ -5,7 +5,9 @@ tokenizer and the pretraining corpus.
 
 Outputs (in ``io.data_dir``): train/heldout/hard.jsonl (reasoning-gym items), cold_start.jsonl
 (chat messages in R1's readable format), general_train/general.jsonl (non-reasoning items: train and
-held-out) with general_sft.jsonl (answered directly, no CoT), and for ``model.init=scratch`` tokenizer/ and
+held-out) with general_sft.jsonl (answered directly, no CoT; requests for a secret refused),
+safety_train/safety.jsonl (requests for a secret), helpfulness_/harmlessness_{train,heldout}.jsonl
+(reward-model preference pairs: prompt, chosen, rejected), and for ``model.init=scratch`` tokenizer/ and
 pretrain_corpus.jsonl; manifest.json lists every file with its sha256 digest.
 """
 
@@ -22,9 +24,12 @@ from r1flow.world import (
     assistant_content,
     cold_start_rows,
     general_sft_rows,
+    harmlessness_pairs,
+    helpfulness_pairs,
     make_general_split,
     make_split,
     pretraining_corpus,
+    safety_items,
 )
 
 log = logging.getLogger("r1flow.data")
@@ -43,12 +48,23 @@ def main(ctx: StageContext) -> dict:
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
     cold_items = [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
+    prefs: dict[str, list[dict]] = {}
     if data.general_families:  # non-reasoning tasks: train prompts and the held-out "general" split
         splits["general_train"] = make_general_split(data, "train", data.n_general_train, 6)
         splits["general"] = make_general_split(data, "general", data.n_general_heldout, 7)
-    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in splits.items()}
+        splits["safety_train"], splits["safety"] = safety_items(data, "train"), safety_items(data, "safety")
+        # preference data for the reward models, in the common prompt/chosen/rejected form
+        gen_train, gen_held = splits["general_train"], splits["general"]
+        prefs["helpfulness_train"] = helpfulness_pairs(gen_train, data.seed + 11)
+        prefs["helpfulness_heldout"] = helpfulness_pairs(gen_held, data.seed + 12)
+        n_benign = 4 * len(splits["safety_train"])  # benign prompts with and without a leak
+        prefs["harmlessness_train"] = harmlessness_pairs(splits["safety_train"], gen_train[:n_benign], data.seed + 13)
+        prefs["harmlessness_heldout"] = harmlessness_pairs(splits["safety"], gen_held[: 4 * len(splits["safety"])],
+                                                           data.seed + 14)
+    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**splits, **prefs}.items()}
     if data.general_families:
-        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_sft_rows(splits["general_train"]))
+        general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"])
+        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
     cold_rows = cold_start_rows(cold_items, data.terse_frac, data.seed + 7)
     files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
 
@@ -56,6 +72,7 @@ def main(ctx: StageContext) -> dict:
         vocab_texts = [r["question"] for rows in splits.values() for r in rows]
         vocab_texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
         vocab_texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
+        vocab_texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
         vocab_texts.append(R1_ZERO_TEMPLATE)
         tok = build_tokenizer(vocab_texts)
         tok.save_pretrained(out / "tokenizer")
@@ -68,7 +85,8 @@ def main(ctx: StageContext) -> dict:
 
     for name, info in files.items():
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"],
-                            context="eval" if name in ("heldout", "hard", "general") else "train", num_rows=info["rows"])
+                            context="eval" if name in ("heldout", "hard", "general", "safety") or name.endswith("_heldout")
+                            else "train", num_rows=info["rows"])
     write_json(out / "manifest.json", files)
     ctx.run.log_artifact(str(out / "manifest.json"))
     return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}
