@@ -65,9 +65,8 @@ class DataConfig:
     n_heldout: int = 1000  # evaluation prompts (pass@1's 95% interval ~ +-2.5 points)
     n_hard: int = 400
     n_cold_start: int = 2000  # R1: "thousands" of long-CoT cold-start examples
-    # share of worked answers (pretraining corpus and cold start) written tersely: the value alone,
-    # without the intermediate rewrites
-    terse_frac: float = 0.0
+    # share of cold-start answers written tersely: the value alone, without the intermediate rewrites
+    cold_start_terse_frac: float = 0.0
     # non-reasoning tasks (general SFT and all-scenario RL), answered directly without a CoT
     general_families: list[FamilyConfig] = field(default_factory=list)
     n_general_train: int = 2000

@@ -118,8 +118,7 @@ def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -
 
 
 def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) -> list[dict]:
-    """Facts, rewrite chains and chat-format worked examples (no held-out question or rewrite); a
-    share ``data.terse_frac`` of the worked examples give the value without the rewrites."""
+    """Facts, rewrite chains and chat-format worked examples (no held-out question or rewrite)."""
     rng = random.Random(data.seed + 99)
     n_facts = int(data.pretrain_docs * data.pretrain_fact_frac)
     n_worked = min(len(worked_items), int(data.pretrain_docs * data.pretrain_worked_frac))
@@ -150,12 +149,10 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) ->
             docs.append({"text": " =\n".join(steps)})
             made += 1
             bar.update()
-    terse = random.Random(data.seed + 98)
     for it in worked_items[:n_worked]:
         messages = [
             {"role": "user", "content": it["question"]},
-            {"role": "assistant",
-             "content": assistant_content(it["metadata"]["expression"], terse.random() < data.terse_frac)},
+            {"role": "assistant", "content": assistant_content(it["metadata"]["expression"])},
         ]
         docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
     rng.shuffle(docs)

@@ -65,7 +65,7 @@ def main(ctx: StageContext) -> dict:
     if data.general_families:
         general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"])
         files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
-    cold_rows = cold_start_rows(cold_items, data.terse_frac, data.seed + 7)
+    cold_rows = cold_start_rows(cold_items, data.cold_start_terse_frac, data.seed + 7)
     files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
 
     if cfg.model.init == "scratch":
