@@ -174,3 +174,39 @@ def test_ddp_two_cpu_processes_leave_identical_weights(tmp_path):
     assert w0.keys() == w1.keys()
     for name in w0:
         assert torch.equal(w0[name], w1[name]), f"{name} differs between ranks"
+
+
+def test_all_scenario_rl_adds_general_prompts_in_the_last_steps_only(tiny):
+    tok, model, q = tiny
+    reasoning = {"id": "r", "family": "chain_sum", "question": q, "answer": "-4",
+                 "metadata": {"expression": "4 - 1 - 7", "num_terms": 3, "num_digits": 1}}
+    general = {"id": "g", "family": "word_sequence_reversal", "kind": "general", "question": "Reverse: a, b",
+               "answer": "b, a", "metadata": {}}
+    good, bad = "3 - 7 =\n-4\n</think>\nThe answer is <answer>-4</answer>.", "3 - 7 =\n4\n</think>\nThe answer is <answer>4</answer>."
+    g = compose(["experiment=smoke", "all_scenario_rl.generation_batch_size=8", "all_scenario_rl.mini_batch_size=8",
+                 "all_scenario_rl.group_size=4", "all_scenario_rl.general_last_steps=2",
+                 "all_scenario_rl.general_prompt_frac=0.5"]).all_scenario_rl
+    g.rewards, g.general_rewards = {"accuracy": 1.0}, {"helpfulness_rm": 1.0}
+    scored = []
+
+    def scorer(prompts, texts):  # stands in for the helpfulness reward model
+        scored.extend(prompts)
+        return [3.0 if t == good else -1.0 for t in texts]
+
+    module = GRPOModule(model, tok, g, [reasoning], [render_prompt(tok, q)], FixedGenerator(tok, good, bad),
+                        general_items=[general], general_prompts=[render_prompt(tok, general["question"])],
+                        scorers={"helpfulness_rm": scorer})
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append(sorted({s["id"] for s in pl_module.last_samples}))
+
+    trainer = L.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", callbacks=[Record()])
+    trainer.fit(module, DataLoader(range(4), batch_size=1))
+    assert seen == [["r"], ["r"], ["g", "r"], ["g", "r"]]
+    assert scored == ["Reverse: a, b"] * 4 * 2  # only general completions reach the reward model
+    rewards = {s["id"]: s["reward"] for s in module.last_samples if s["completion"] == good}
+    assert rewards == {"r": 1.0, "g": 3.0}
+    assert module.cursors["general"] == 2

@@ -65,8 +65,8 @@ def project(tmp_path_factory):
 def test_dry_run_and_lint(project):
     # rejection sampling's shard jobs appear once its checkpoint has written the shards
     assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "rs_shards": 1, "rejection_sampling": 1, "general_sft": 1, "evaluate": 5,
-                                     "all": 1}
+                                     "rs_shards": 1, "rejection_sampling": 1, "general_sft": 1, "reward_model": 2,
+                                     "all_scenario_rl": 1, "evaluate": 6, "all": 1}
     assert "Congratulations, your workflow is in a good condition" in snakemake(project, "--lint")
 
 
@@ -83,12 +83,12 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     env = {"MLFLOW_TRACKING_URI": uri}
     snakemake(project, env=env)
     res = project / "results" / EXPERIMENT
-    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "general_sft"):
+    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "general_sft", "all_scenario_rl"):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
-        assert set(m["splits"]) == {"heldout", "hard", "general"}
+        assert set(m["splits"]) == {"heldout", "hard", "general", "safety"}
     for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl", "rejection_sampling",
-                  "general_sft"):
+                  "general_sft", "helpfulness_rm", "harmlessness_rm", "all_scenario_rl"):
         assert (res / stage / "done.json").is_file()
     shards = sorted((res / "rejection_sampling" / "shards").glob("prompts_*.jsonl"))
     assert len(shards) == 2  # 64 prompts in shards of 32
@@ -103,11 +103,11 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_file_cfg = project / "conf" / "stage" / "cold_start_sft.yaml"
     eval_cfg, sft_cfg = eval_file.read_text(), sft_file_cfg.read_text()
     edit(eval_file, "temperature: 0.6", "temperature: 0.7")
-    assert planned_jobs(project) == {"evaluate": 5, "all": 1}
+    assert planned_jobs(project) == {"evaluate": 6, "all": 1}
     eval_file.write_text(eval_cfg)
     sft_file_cfg.write_text(sft_cfg + "optim: {lr: 1.0e-4}\n")
     after_cold_start = {"cold_start_sft": 1, "reasoning_rl": 1, "rs_sample": 2, "rejection_sampling": 1,
-                        "general_sft": 1, "evaluate": 3, "all": 1}
+                        "general_sft": 1, "reward_model": 2, "all_scenario_rl": 1, "evaluate": 4, "all": 1}
     assert planned_jobs(project) == after_cold_start
     sft_file_cfg.write_text(sft_cfg)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
@@ -125,8 +125,8 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_code = sft_file.read_text()
     sft_file.write_text(sft_code + "\n# an edit\n")
     assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "rs_sample": 2, "rejection_sampling": 1, "general_sft": 1, "evaluate": 5,
-                                     "all": 1}
+                                     "rs_sample": 2, "rejection_sampling": 1, "general_sft": 1, "reward_model": 2,
+                                     "all_scenario_rl": 1, "evaluate": 6, "all": 1}
     sft_file.write_text(sft_code)
 
     check_lineage(uri, res)
@@ -149,8 +149,8 @@ def check_lineage(uri: str, res: Path) -> None:
     assert pipeline.info.status == "FINISHED"
     stage_runs = [r for s, rs in by_stage.items() if s != "pipeline" for r in rs]
     # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, rejection sampling (shards, 2 samples,
-    # merge), general_sft, 5 evaluations
-    assert len(stage_runs) == 15
+    # merge), general_sft, 2 reward models, all_scenario_rl, 6 evaluations
+    assert len(stage_runs) == 19
     assert all(r.data.tags["mlflow.parentRunId"] == pipeline.info.run_id for r in stage_runs)
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
@@ -171,3 +171,10 @@ def check_lineage(uri: str, res: Path) -> None:
     names = {d.dataset.name: d.dataset.digest for d in gen.inputs.dataset_inputs}
     assert f"{EXPERIMENT}/rejection_sampled" in names and f"{EXPERIMENT}/general_sft" in names
     assert names[f"{EXPERIMENT}/rejection_sampled"] == mlflow_digest(file_digest(sampled))
+
+    # the final model lists the reward models it was trained against
+    final = client.get_run(by_stage["all_scenario_rl"][0].info.run_id)
+    inputs = {m.model_id for m in final.inputs.model_inputs}
+    for rm in ("helpfulness_rm", "harmlessness_rm"):
+        record = json.loads((res / rm / "run.json").read_text())
+        assert record["model_id"] in inputs and record["run_id"] in final.data.tags["r1.upstream_run_ids"]
