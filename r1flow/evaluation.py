@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from r1flow.rollout import Completion, HFGenerator, SamplingParams
-from r1flow.tasks import extract_answer, format_ok, reasoning_result, score
+from r1flow.tasks import final_answer, format_ok, reasoning_result, score
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -45,7 +45,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
 
 def grade(item: dict, completions: list[Completion]) -> dict:
     """Per-prompt grading of k completions with the task's verifier."""
-    answers = [extract_answer(c.text) for c in completions]
+    answers = [final_answer(item, c.text) for c in completions]
     correct = [score(item["family"], a, item) == 1.0 for a in answers]
     voted = majority_vote(answers)
     agree = [
