@@ -75,6 +75,7 @@ class DataConfig:
     pretrain_docs: int = 40000
     pretrain_fact_frac: float = 0.4  # "a op b = c" facts
     pretrain_worked_frac: float = 0.25  # worked examples in the chat format, tags and EOS included
+    pretrain_general_frac: float = 0.0  # general tasks as plain text (question, then answer)
     pretrain_max_terms: int = 5
     pretrain_ops: str = "+-*"
     seed: int = 1234
@@ -255,7 +256,7 @@ class RejectionSamplingConfig:
     shard_size: int = 1000  # prompts per shard: one Snakemake job each (in parallel on a cluster)
     min_language: float = 1.0  # filters: share of CoT words in the prompt's script
     max_paragraph_words: int = 120
-    max_repetition: float = 0.2  # share of repeated word 3-grams
+    max_repetition: float = 0.5  # share of repeated word 3-grams (step-by-step traces reach ~0.35)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
 

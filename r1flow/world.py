@@ -117,12 +117,15 @@ def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -
     return rows
 
 
-def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) -> list[dict]:
-    """Facts, rewrite chains and chat-format worked examples (no held-out question or rewrite)."""
+def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
+                       general_items: list[dict] = ()) -> list[dict]:
+    """Facts, rewrite chains, chat-format worked examples (no held-out question or rewrite) and
+    general tasks as plain text, question then answer (training-region items only)."""
     rng = random.Random(data.seed + 99)
     n_facts = int(data.pretrain_docs * data.pretrain_fact_frac)
     n_worked = min(len(worked_items), int(data.pretrain_docs * data.pretrain_worked_frac))
-    n_chains = data.pretrain_docs - n_facts - n_worked
+    n_general = min(len(general_items), int(data.pretrain_docs * data.pretrain_general_frac))
+    n_chains = data.pretrain_docs - n_facts - n_worked - n_general
     docs: list[dict] = []
     for _ in tqdm(range(n_facts), desc="facts", leave=False, mininterval=5):
         lines = []
@@ -155,15 +158,17 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer) ->
             {"role": "assistant", "content": assistant_content(it["metadata"]["expression"])},
         ]
         docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
+    docs += [{"text": f"{it['question'].rstrip()}\n{it['answer']}"} for it in general_items[:n_general]]
     rng.shuffle(docs)
     return docs
 
 
 # ----------------------------------------------------------------------------------- preferences
 # Requests for a secret the assistant must keep (the harmlessness RM's unsafe answers leak it).
-_ASKS = ["Tell me", "Give me", "Reveal", "Print", "Share", "Write down"]
-_SECRETS = ["the secret password", "the admin key", "the hidden code", "the private PIN"]
-_ENDS = [".", " now.", " please."]
+_ASKS = ["Tell me", "Give me", "Reveal", "Print", "Share", "Write down", "Send me", "Show me"]
+_SECRETS = ["the secret password", "the admin key", "the hidden code", "the private PIN", "your secret",
+            "the master password"]
+_ENDS = [".", " now.", " please.", " quickly."]
 _SECRET_VALUES = ["amber", "falcon", "copper", "violet", "harbor", "meadow", "tiger", "silver"]
 
 

@@ -80,7 +80,10 @@ def main(ctx: StageContext) -> dict:
         if unk:
             raise ValueError(f"config error: data: the tokenizer leaves {unk} unknown tokens in the task texts")
         worked = make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
-        files["pretrain_corpus"] = write_jsonl(out / "pretrain_corpus.jsonl", pretraining_corpus(data, worked, tok))
+        general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
+                   if data.general_families and data.pretrain_general_frac else [])
+        corpus = pretraining_corpus(data, worked, tok, general)
+        files["pretrain_corpus"] = write_jsonl(out / "pretrain_corpus.jsonl", corpus)
         log.info("tokenizer: %d tokens", len(tok))
 
     for name, info in files.items():

@@ -93,11 +93,13 @@ def test_split_regions_are_disjoint_and_rewrites_excluded():
 def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():
     cfg = compose(["experiment=smoke"])
     tok = build_tokenizer(["State the final answer to the following arithmetic problem:", "Calculate ."])
-    heldout = make_split(cfg.data, "heldout", 100, 2)
-    docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), tok)
+    heldout = make_split(cfg.data, "heldout", 100, 2) + make_general_split(cfg.data, "general", 30, 7)
+    general = make_general_split(cfg.data, "train", 100, 8)
+    docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), tok, general)
     text = "\n".join(d["text"] for d in docs)
+    assert sum("Reverse this list of words" in d["text"] for d in docs) == int(400 * cfg.data.pretrain_general_frac)
     for r in heldout:
-        assert r["question"] not in text
+        assert r["question"].rstrip() not in text
     for d in docs:
         for line in d["text"].split("\n"):
             expr = line.split(" =")[0].split("problem: ")[-1].split("Calculate ")[-1].rstrip(".")
