@@ -47,9 +47,9 @@ def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
     for key in ("pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length", "pass@1_ci95", "per_family"):
         assert key in m
     assert m["k"] == 2 and m["spec"]["temperature"] == 0.6 and m["spec"]["top_p"] == 0.95
-    assert set(m["splits"]) == {"heldout", "hard", "general"}
+    assert set(m["splits"]) == {"heldout", "hard", "general", "safety"}
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * (8 + 8 + 8)  # k * (max_prompts of heldout, hard and general)
+    assert len(rows) == 2 * (8 + 8 + 8 + 8)  # k * (max_prompts of heldout, hard, general and safety)
     assert (out / "pass_at_k.png").stat().st_size > 1000
 
 
