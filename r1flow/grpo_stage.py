@@ -91,10 +91,11 @@ class GeneralScore(Callback):
             groups = gen.generate(self.prompts, params, desc="general check")
         items = [it for it, grp in zip(self.items, groups) for _ in grp]
         texts = [c.text for grp in groups for c in grp]
-        metrics = {"eval/general/exact": sum(is_correct(it, t) for it, t in zip(items, texts)) / len(texts)}
+        correct = [is_correct(it, t) for it, t in zip(items, texts)]
+        metrics = {"eval/general/exact": sum(correct) / len(correct)}
         for kind in sorted({it.get("kind", "general") for it in items}):
-            rows = [i for i, it in enumerate(items) if it.get("kind", "general") == kind]
-            metrics[f"eval/general/{kind}/exact"] = sum(is_correct(items[i], texts[i]) for i in rows) / len(rows)
+            rows = [ok for it, ok in zip(items, correct) if it.get("kind", "general") == kind]
+            metrics[f"eval/general/{kind}/exact"] = sum(rows) / len(rows)
         for name, fn in (("helpfulness_rm", helpfulness_rm), ("harmlessness_rm", harmlessness_rm)):
             if name in self.scorers:
                 scores = fn(texts, items, scorer=self.scorers[name])

@@ -60,14 +60,20 @@ def shard_name(path: Path) -> str:
     return path.stem.removeprefix("prompts_")
 
 
-def sample_shard(cfg, shard: Path, root: Path) -> dict:
-    """Sample, verify and curate one shard; write its kept rows and report under samples/<i>/."""
-    rs = cfg.rejection_sampling
+def load_sampler(cfg):
+    """(tokenizer, generator) of the model to sample from (default: the reasoning-RL export)."""
     init = cfg.io.init_model or f"{cfg.results_dir}/reasoning_rl/model"
-    items = read_jsonl(shard, required=ITEM_KEYS)
     tok = load_tokenizer(init, cfg.model.trust_remote_code)
     model = load_model(init, cfg.model, cfg.trainer.accelerator).eval()
-    generator = make_generator(rs.rollout, model, tok, init, progress=True)
+    return tok, make_generator(cfg.rejection_sampling.rollout, model, tok, init, progress=True)
+
+
+def sample_shard(cfg, shard: Path, root: Path, sampler=None) -> dict:
+    """Sample, verify and curate one shard; write its kept rows and report under samples/<i>/.
+    ``sampler``: a loaded (tokenizer, generator), so one process sampling every shard loads once."""
+    rs = cfg.rejection_sampling
+    items = read_jsonl(shard, required=ITEM_KEYS)
+    tok, generator = sampler or load_sampler(cfg)
     params = SamplingParams(n=rs.n, temperature=rs.temperature, top_p=rs.top_p, max_new_tokens=rs.max_new_tokens)
     groups = generator.generate([render_prompt(tok, it["question"]) for it in items], params,
                                 desc=f"rejection sampling {shard_name(shard)}")
@@ -146,8 +152,9 @@ def main(ctx: StageContext) -> dict:
         report = sample_shard(cfg, Path(cfg.io.shard), root)
         return {"kept": report["kept"], "sampled": report["sampled"]}
     if part == "all":
+        sampler = load_sampler(cfg)
         for shard in write_shards(cfg, root):
-            sample_shard(cfg, shard, root)
+            sample_shard(cfg, shard, root, sampler)
     return merge(ctx, root)
 
 
