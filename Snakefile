@@ -30,7 +30,12 @@ def run(stage, out):
     """The command of a stage: Hydra composes the same experiment; Snakemake gives the paths."""
     return f"{PY} -m stages.{stage} experiment={EXPERIMENT} hydra.run.dir={out} io.out_dir={out} io.data_dir={RES}/data"
 
-TRAIN_THREADS = workflow.cores  # a training job takes the machine: two at once halve each other
+# Threads per job (torch's intra-op threads): the tiny world's models are too small to use two
+# cores well — measured here, two 1-thread generation jobs side by side sample 1.45x the tokens of
+# one 2-thread job — so by default each job takes one core and Snakemake runs independent jobs in
+# parallel. On a cluster or a big machine: --config job_threads=16.
+JOB_THREADS = min(int(config.get("job_threads", 1)), workflow.cores)
+CRITICAL = 10  # priority of the main chain (base -> ... -> students), ahead of side jobs (evaluations)
 
 # Checkpoints the DAG evaluates: label -> (stage producing it, model path or hub id).
 MODELS = {
@@ -41,7 +46,20 @@ MODELS = {
     "general_sft": ("general_sft", f"{RES}/general_sft/model"),
     "all_scenario_rl": ("all_scenario_rl", f"{RES}/all_scenario_rl/model"),
 }
+# Students (sizes are config: `students`); each is distilled, the `rl_only_students` also get
+# cold-start SFT + GRPO on their own (the paper's distillation-vs-RL comparison).
+STUDENTS = list(CFG.students)
+RL_ONLY = list(CFG.rl_only_students)
+SD = f"{RES}/students"
+for s in STUDENTS:
+    MODELS[f"student_{s}"] = (f"students/{s}/distill", f"{SD}/{s}/distill/model")
+for s in RL_ONLY:
+    MODELS[f"rl_only_{s}"] = (f"students/{s}/reasoning_rl", f"{SD}/{s}/reasoning_rl/model")
+# Checkpoints trained on non-reasoning data are also evaluated on evaluate.general_splits.
+GENERAL = {"general_sft", "all_scenario_rl", *(f"student_{s}" for s in STUDENTS)}
 RMS = ("helpfulness_rm", "harmlessness_rm")
+# Curation stages (sample, verify, filter) -> the stage whose model they sample.
+CURATIONS = {"rejection_sampling": "reasoning_rl", "distill_data": "all_scenario_rl"}
 # General SFT restarts from the base model (R1) unless general_sft.start_from names another stage.
 GENERAL_INIT = MODELS["base"] if CFG.general_sft.start_from == "base" else MODELS[CFG.general_sft.start_from]
 RS = f"{RES}/rejection_sampling"
@@ -59,6 +77,11 @@ def stage_dir(stage):
 
 def upstream_arg(dirs):
     return "[" + ",".join(dirs) + "]"
+
+
+def eval_splits(label):
+    splits = list(CFG.evaluate.splits) + (list(CFG.evaluate.general_splits) if label in GENERAL else [])
+    return "[" + ",".join(splits) + "]"
 
 
 onstart:
@@ -84,6 +107,7 @@ onerror:
 rule all:
     input:
         expand(f"{RES}/eval/{{label}}/metrics.json", label=list(MODELS)),
+        f"{RES}/report/done.json",
 
 
 rule data:
@@ -105,7 +129,7 @@ rule data:
     benchmark:
         f"{RES}/benchmarks/data.tsv"
     shell:
-        "{params.run} > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} > {log} 2>&1"
 
 
 rule pretrain:
@@ -115,7 +139,8 @@ rule pretrain:
     output:
         model=directory(f"{RES}/pretrain/model"),
         done=f"{RES}/pretrain/done.json",
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.pretrain"),
         run=run("pretrain", f"{RES}/pretrain"),
@@ -127,7 +152,7 @@ rule pretrain:
     benchmark:
         f"{RES}/benchmarks/pretrain.tsv"
     shell:
-        "{params.run} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule cold_start_sft:
@@ -138,7 +163,8 @@ rule cold_start_sft:
     output:
         model=directory(f"{RES}/cold_start_sft/model"),
         done=f"{RES}/cold_start_sft/done.json",
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.cold_start_sft"),
         run=run("cold_start_sft", f"{RES}/cold_start_sft"),
@@ -151,7 +177,7 @@ rule cold_start_sft:
     benchmark:
         f"{RES}/benchmarks/cold_start_sft.tsv"
     shell:
-        "{params.run} io.init_model={params.base}"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.base}"
         " 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
@@ -164,7 +190,7 @@ rule r1_zero:
         model=directory(f"{RES}/r1_zero/model"),
         curves=report(f"{RES}/r1_zero/curves.png", category="RL curves"),
         done=f"{RES}/r1_zero/done.json",
-    threads: TRAIN_THREADS
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.r1_zero"),
         run=run("r1_zero", f"{RES}/r1_zero"),
@@ -177,7 +203,7 @@ rule r1_zero:
     benchmark:
         f"{RES}/benchmarks/r1_zero.tsv"
     shell:
-        "{params.run} io.init_model={params.base} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.base} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule reasoning_rl:
@@ -189,7 +215,8 @@ rule reasoning_rl:
         model=directory(f"{RES}/reasoning_rl/model"),
         curves=report(f"{RES}/reasoning_rl/curves.png", category="RL curves"),
         done=f"{RES}/reasoning_rl/done.json",
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.reasoning_rl"),
         run=run("reasoning_rl", f"{RES}/reasoning_rl"),
@@ -202,82 +229,91 @@ rule reasoning_rl:
     benchmark:
         f"{RES}/benchmarks/reasoning_rl.tsv"
     shell:
-        "{params.run} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
-checkpoint rs_shards:
+checkpoint sample_shards:
     input:
-        cfg=VIEW["rejection_sampling"],
+        cfg=lambda wc: VIEW[wc.curation],
         data=rules.data.output.done,
     output:
-        directory(f"{RS}/shards"),
+        directory(f"{RES}/{{curation}}/shards"),
+    wildcard_constraints:
+        curation="|".join(CURATIONS),
+    priority: CRITICAL
     params:
-        code=stage_code("stages.rejection_sampling"),
-        run=run("rejection_sampling", f"{RS}/shards"),
+        code=lambda wc: stage_code(f"stages.{wc.curation}"),
+        run=lambda wc: run(wc.curation, f"{RES}/{wc.curation}/shards"),
     conda:
         "envs/r1flow.yaml"
     log:
-        f"{RES}/logs/rejection_sampling/shards.log",
+        f"{RES}/logs/{{curation}}/shards.log",
     benchmark:
-        f"{RES}/benchmarks/rejection_sampling/shards.tsv"
+        f"{RES}/benchmarks/{{curation}}/shards.tsv"
     shell:
-        "{params.run} io.part=shards > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.part=shards > {log} 2>&1"
 
 
-rule rs_sample:
+rule sample:
     input:
-        cfg=VIEW["rejection_sampling"],
-        shard=f"{RS}/shards/prompts_{{shard}}.jsonl",
-        init=rules.reasoning_rl.output.done,
+        cfg=lambda wc: VIEW[wc.curation],
+        shard=f"{RES}/{{curation}}/shards/prompts_{{shard}}.jsonl",
+        init=lambda wc: done(CURATIONS[wc.curation]),
     output:
-        kept=f"{RS}/samples/{{shard}}/kept.jsonl",
-        report=f"{RS}/samples/{{shard}}/report.json",
-        done=f"{RS}/samples/{{shard}}/done.json",
-    threads: TRAIN_THREADS
+        kept=f"{RES}/{{curation}}/samples/{{shard}}/kept.jsonl",
+        report=f"{RES}/{{curation}}/samples/{{shard}}/report.json",
+        done=f"{RES}/{{curation}}/samples/{{shard}}/done.json",
+    wildcard_constraints:
+        curation="|".join(CURATIONS),
+    threads: JOB_THREADS
+    priority: CRITICAL
     params:
-        code=stage_code("stages.rejection_sampling"),
-        run=lambda wc: run("rejection_sampling", f"{RS}/samples/{wc.shard}"),
-        init=MODELS["reasoning_rl"][1],
-        upstream=upstream_arg([f"{RES}/data", f"{RES}/reasoning_rl"]),
+        code=lambda wc: stage_code(f"stages.{wc.curation}"),
+        run=lambda wc: run(wc.curation, f"{RES}/{wc.curation}/samples/{wc.shard}"),
+        init=lambda wc: MODELS[CURATIONS[wc.curation]][1],
+        upstream=lambda wc: upstream_arg([f"{RES}/data", f"{RES}/{CURATIONS[wc.curation]}"]),
     conda:
         "envs/r1flow.yaml"
     log:
-        f"{RES}/logs/rejection_sampling/sample_{{shard}}.log",
+        f"{RES}/logs/{{curation}}/sample_{{shard}}.log",
     benchmark:
-        f"{RES}/benchmarks/rejection_sampling/sample_{{shard}}.tsv"
+        f"{RES}/benchmarks/{{curation}}/sample_{{shard}}.tsv"
     shell:
-        "{params.run} io.part=sample io.shard={input.shard} io.init_model={params.init} io.label=shard{wildcards.shard}"
+        "{params.run} trainer.num_threads={threads} io.part=sample io.shard={input.shard} io.init_model={params.init} io.label=shard{wildcards.shard}"
         " 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 def sampled_shards(wildcards):
     """Every shard the checkpoint wrote (known only once it has run)."""
-    shards = checkpoints.rs_shards.get().output[0]
+    shards = checkpoints.sample_shards.get(curation=wildcards.curation).output[0]
     ids = glob_wildcards(os.path.join(shards, "prompts_{shard}.jsonl")).shard
-    return expand(f"{RS}/samples/{{shard}}/done.json", shard=sorted(ids))
+    return expand(f"{RES}/{wildcards.curation}/samples/{{shard}}/done.json", shard=sorted(ids))
 
 
-rule rejection_sampling:
+rule curate:
     input:
-        cfg=VIEW["rejection_sampling"],
+        cfg=lambda wc: VIEW[wc.curation],
         shards=sampled_shards,
     output:
-        data=f"{RS}/reasoning_sft.jsonl",
-        report=f"{RS}/report.json",
-        lengths=report(f"{RS}/lengths.png", category="Rejection sampling"),
-        done=f"{RS}/done.json",
+        data=f"{RES}/{{curation}}/reasoning_sft.jsonl",
+        report=f"{RES}/{{curation}}/report.json",
+        lengths=report(f"{RES}/{{curation}}/lengths.png", category="Curated data", subcategory="{curation}"),
+        done=f"{RES}/{{curation}}/done.json",
+    wildcard_constraints:
+        curation="|".join(CURATIONS),
+    priority: CRITICAL
     params:
-        code=stage_code("stages.rejection_sampling"),
-        run=run("rejection_sampling", RS),
-        upstream=upstream_arg([f"{RES}/data", f"{RES}/reasoning_rl"]),
+        code=lambda wc: stage_code(f"stages.{wc.curation}"),
+        run=lambda wc: run(wc.curation, f"{RES}/{wc.curation}"),
+        upstream=lambda wc: upstream_arg([f"{RES}/data", f"{RES}/{CURATIONS[wc.curation]}"]),
     conda:
         "envs/r1flow.yaml"
     log:
-        f"{RES}/logs/rejection_sampling/merge.log",
+        f"{RES}/logs/{{curation}}/merge.log",
     benchmark:
-        f"{RES}/benchmarks/rejection_sampling/merge.tsv"
+        f"{RES}/benchmarks/{{curation}}/merge.tsv"
     shell:
-        "{params.run} io.part=merge 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.part=merge 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule general_sft:
@@ -285,12 +321,13 @@ rule general_sft:
         cfg=VIEW["general_sft"],
         data=rules.data.output.done,
         init=done(GENERAL_INIT[0]),
-        reasoning=rules.rejection_sampling.output.data,
-        sampled=rules.rejection_sampling.output.done,
+        reasoning=f"{RS}/reasoning_sft.jsonl",
+        sampled=f"{RS}/done.json",
     output:
         model=directory(f"{RES}/general_sft/model"),
         done=f"{RES}/general_sft/done.json",
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.general_sft"),
         run=run("general_sft", f"{RES}/general_sft"),
@@ -303,7 +340,7 @@ rule general_sft:
     benchmark:
         f"{RES}/benchmarks/general_sft.tsv"
     shell:
-        "{params.run} io.init_model={params.init} general_sft.reasoning_data={input.reasoning}"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} general_sft.reasoning_data={input.reasoning}"
         " 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
@@ -317,7 +354,8 @@ rule reward_model:
         done=f"{RES}/{{rm}}/done.json",
     wildcard_constraints:
         rm="|".join(RMS),
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=lambda wc: stage_code(f"stages.{wc.rm}"),
         run=lambda wc: run(wc.rm, f"{RES}/{wc.rm}"),
@@ -330,7 +368,7 @@ rule reward_model:
     benchmark:
         f"{RES}/benchmarks/{{rm}}.tsv"
     shell:
-        "{params.run} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule all_scenario_rl:
@@ -343,7 +381,8 @@ rule all_scenario_rl:
         model=directory(f"{RES}/all_scenario_rl/model"),
         curves=report(f"{RES}/all_scenario_rl/curves.png", category="RL curves"),
         done=f"{RES}/all_scenario_rl/done.json",
-    threads: TRAIN_THREADS
+    priority: CRITICAL
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.all_scenario_rl"),
         run=run("all_scenario_rl", f"{RES}/all_scenario_rl"),
@@ -357,7 +396,7 @@ rule all_scenario_rl:
     benchmark:
         f"{RES}/benchmarks/all_scenario_rl.tsv"
     shell:
-        "{params.run} io.init_model={params.init} {params.rms} 'io.upstream={params.upstream}' > {log} 2>&1"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} {params.rms} 'io.upstream={params.upstream}' > {log} 2>&1"
 
 
 rule evaluate:
@@ -371,13 +410,14 @@ rule evaluate:
         plot=report(f"{RES}/eval/{{label}}/pass_at_k.png", category="Evaluation", subcategory="{label}"),
     wildcard_constraints:
         label="|".join(MODELS),
-    threads: TRAIN_THREADS
+    threads: JOB_THREADS
     params:
         code=stage_code("stages.evaluate"),
         run=lambda wc: run("evaluate", f"{RES}/eval/{wc.label}"),
         template=lambda wc: TEMPLATE.get(wc.label, CFG.evaluate.template),
         model=lambda wc: MODELS[wc.label][1],
         upstream=lambda wc: upstream_arg([f"{RES}/data"] + stage_dir(MODELS[wc.label][0])),
+        splits=lambda wc: eval_splits(wc.label),
     conda:
         "envs/r1flow.yaml"
     log:
@@ -385,5 +425,145 @@ rule evaluate:
     benchmark:
         f"{RES}/benchmarks/evaluate_{{label}}.tsv"
     shell:
-        "{params.run} io.init_model={params.model} io.label={wildcards.label} evaluate.template={params.template}"
+        "{params.run} trainer.num_threads={threads} io.init_model={params.model} io.label={wildcards.label} evaluate.template={params.template}"
+        " 'evaluate.splits={params.splits}' 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- students (distillation, RL-only)
+def student_run(stage, wc):
+    return run(stage, f"{SD}/{wc.student}/{stage}") + f" student={wc.student}"
+
+
+rule student_pretrain:
+    input:
+        cfg=lambda wc: VIEW[f"pretrain@{wc.student}"],
+        data=rules.data.output.done,
+    output:
+        model=directory(f"{SD}/{{student}}/pretrain/model"),
+        done=f"{SD}/{{student}}/pretrain/done.json",
+    wildcard_constraints:
+        student="|".join(STUDENTS) or "^$",
+    threads: JOB_THREADS
+    params:
+        code=stage_code("stages.pretrain"),
+        run=lambda wc: student_run("pretrain", wc),
+        upstream=upstream_arg([f"{RES}/data"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/students/{{student}}/pretrain.log",
+    benchmark:
+        f"{RES}/benchmarks/students/{{student}}/pretrain.tsv"
+    shell:
+        "{params.run} trainer.num_threads={threads} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule distill:
+    input:
+        cfg=lambda wc: VIEW[f"distill@{wc.student}"],
+        data=rules.data.output.done,
+        base=f"{SD}/{{student}}/pretrain/done.json",
+        reasoning=f"{RES}/distill_data/reasoning_sft.jsonl",
+        sampled=f"{RES}/distill_data/done.json",
+    output:
+        model=directory(f"{SD}/{{student}}/distill/model"),
+        done=f"{SD}/{{student}}/distill/done.json",
+    wildcard_constraints:
+        student="|".join(STUDENTS) or "^$",
+    priority: CRITICAL
+    threads: JOB_THREADS
+    params:
+        code=stage_code("stages.distill"),
+        run=lambda wc: student_run("distill", wc),
+        init=lambda wc: f"{SD}/{wc.student}/pretrain/model",
+        upstream=lambda wc: upstream_arg([f"{RES}/data", f"{SD}/{wc.student}/pretrain", f"{RES}/distill_data"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/students/{{student}}/distill.log",
+    benchmark:
+        f"{RES}/benchmarks/students/{{student}}/distill.tsv"
+    shell:
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} distill.reasoning_data={input.reasoning}"
         " 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule student_cold_start:
+    input:
+        cfg=lambda wc: VIEW[f"cold_start_sft@{wc.student}"],
+        data=rules.data.output.done,
+        base=f"{SD}/{{student}}/pretrain/done.json",
+    output:
+        model=directory(f"{SD}/{{student}}/cold_start_sft/model"),
+        done=f"{SD}/{{student}}/cold_start_sft/done.json",
+    wildcard_constraints:
+        student="|".join(RL_ONLY) or "^$",
+    threads: JOB_THREADS
+    params:
+        code=stage_code("stages.cold_start_sft"),
+        run=lambda wc: student_run("cold_start_sft", wc),
+        init=lambda wc: f"{SD}/{wc.student}/pretrain/model",
+        upstream=lambda wc: upstream_arg([f"{RES}/data", f"{SD}/{wc.student}/pretrain"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/students/{{student}}/cold_start_sft.log",
+    benchmark:
+        f"{RES}/benchmarks/students/{{student}}/cold_start_sft.tsv"
+    shell:
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+rule student_rl:
+    input:
+        cfg=lambda wc: VIEW[f"reasoning_rl@{wc.student}"],
+        data=rules.data.output.done,
+        init=f"{SD}/{{student}}/cold_start_sft/done.json",
+    output:
+        model=directory(f"{SD}/{{student}}/reasoning_rl/model"),
+        curves=report(f"{SD}/{{student}}/reasoning_rl/curves.png", category="RL curves", subcategory="students"),
+        done=f"{SD}/{{student}}/reasoning_rl/done.json",
+    wildcard_constraints:
+        student="|".join(RL_ONLY) or "^$",
+    threads: JOB_THREADS
+    params:
+        code=stage_code("stages.reasoning_rl"),
+        run=lambda wc: student_run("reasoning_rl", wc),
+        init=lambda wc: f"{SD}/{wc.student}/cold_start_sft/model",
+        upstream=lambda wc: upstream_arg([f"{RES}/data", f"{SD}/{wc.student}/cold_start_sft"]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/students/{{student}}/reasoning_rl.log",
+    benchmark:
+        f"{RES}/benchmarks/students/{{student}}/reasoning_rl.tsv"
+    shell:
+        "{params.run} trainer.num_threads={threads} io.init_model={params.init} 'io.upstream={params.upstream}' > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- report and registry
+rule report:
+    input:
+        cfg=VIEW["report"],
+        metrics=expand(f"{RES}/eval/{{label}}/metrics.json", label=list(MODELS)),
+    output:
+        table=report(f"{RES}/report/results.md", category="Report"),
+        csv=f"{RES}/report/results.csv",
+        claims=report(f"{RES}/report/claims.md", category="Report"),
+        plots=report(
+            multiext(f"{RES}/report/", "pass_at_1.png", "pass_at_k.png", "rl_curves.png", "distill_vs_rl.png"),
+            category="Report",
+        ),
+        done=f"{RES}/report/done.json",
+    params:
+        code=stage_code("stages.report"),
+        run=run("report", f"{RES}/report"),
+        upstream=upstream_arg([f"{RES}/{stage}" for stage, _ in MODELS.values() if stage]),
+    conda:
+        "envs/r1flow.yaml"
+    log:
+        f"{RES}/logs/report.log",
+    benchmark:
+        f"{RES}/benchmarks/report.tsv"
+    shell:
+        "{params.run} trainer.num_threads={threads} 'io.upstream={params.upstream}' > {log} 2>&1"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -177,6 +177,8 @@ class EvalConfig:
     max_new_tokens: int = 96
     seed: int = 0
     splits: list[str] = field(default_factory=lambda: ["heldout", "hard"])
+    # splits added for checkpoints trained on non-reasoning data (general SFT, all-scenario RL, students)
+    general_splits: list[str] = field(default_factory=list)
     max_prompts: int = 0  # 0: every prompt of the split
     prompts_per_batch: int = 64
     template: str = "chat"  # chat | r1_zero
@@ -231,7 +233,8 @@ class GRPOConfig:
     # they make up ``general_prompt_frac`` of a rollout's prompts in the last ``general_last_steps``
     general_prompt_frac: float = 0.0
     general_last_steps: int = 0  # R1: the last 400 of 1,700 steps
-    general_rewards: dict[str, float] = field(default_factory=dict)  # e.g. {helpfulness_rm: 1, format: 1}
+    # e.g. {helpfulness_rm: 1, format: 1}; an experiment's dict merges into the stage's: weight 0 turns one off
+    general_rewards: dict[str, float] = field(default_factory=dict)
     reward_models: dict[str, str] = field(default_factory=dict)  # reward name -> RM checkpoint
     logprob_chunk_rows: int = 16  # rows per vocabulary projection (memory bound)
     eval_every: int = 50  # held-out pass@1 on a subset during training; 0: never
@@ -258,6 +261,18 @@ class RejectionSamplingConfig:
     max_paragraph_words: int = 120
     max_repetition: float = 0.5  # share of repeated word 3-grams (step-by-step traces reach ~0.35)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sampler: str = "reasoning_rl"  # the stage whose model is sampled (io.init_model overrides it)
+    dataset: str = "rejection_sampled"  # MLflow name of the curated dataset
+
+
+@dataclass
+class ReportConfig:
+    """The closing stage: results table and plots of every evaluated checkpoint, the paper-claims
+    check (R1_RECIPE.md §6), and the model registry (one registered model, an alias per checkpoint)."""
+
+    registered_model: str = "r1flow-${name}"
+    aliases: dict[str, str] = field(default_factory=lambda: {"all_scenario_rl": "r1"})  # label -> alias
+    register: bool = True
 
 
 @dataclass
@@ -294,6 +309,16 @@ class RootConfig:
     all_scenario_rl: GRPOConfig = field(default_factory=GRPOConfig)
     helpfulness_rm: RewardModelConfig = field(default_factory=RewardModelConfig)
     harmlessness_rm: RewardModelConfig = field(default_factory=RewardModelConfig)
+    distill_data: RejectionSamplingConfig = field(default_factory=lambda: RejectionSamplingConfig(
+        sampler="all_scenario_rl", dataset="distillation"))
+    distill: GeneralSFTConfig = field(default_factory=GeneralSFTConfig)
+    # students (R1_RECIPE.md §4): name -> model overrides of a smaller model of the same family,
+    # pretrained by the pretrain stage and trained by SFT only on the distillation data; adding a
+    # student is one line, e.g. ``students: {small: {hidden_size: 64, intermediate_size: 256}}``
+    students: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rl_only_students: list[str] = field(default_factory=list)  # also trained by cold-start SFT + GRPO
+    student: str | None = None  # the student a stage run is for: its model is ``model`` + students[student]
+    report: ReportConfig = field(default_factory=ReportConfig)
     io: IOConfig = field(default_factory=IOConfig)
 
 
@@ -309,6 +334,7 @@ def register_configs() -> None:
     cs.store(group="stage", name="rejection_sampling_schema", node=RejectionSamplingConfig)
     cs.store(group="stage", name="general_sft_schema", node=GeneralSFTConfig)
     cs.store(group="stage", name="reward_model_schema", node=RewardModelConfig)
+    cs.store(group="stage", name="report_schema", node=ReportConfig)
 
 
 register_configs()
@@ -326,14 +352,40 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "helpfulness_rm": ["model", "helpfulness_rm", "trainer"],
     "harmlessness_rm": ["model", "harmlessness_rm", "trainer"],
     "all_scenario_rl": ["model", "all_scenario_rl", "trainer"],
+    "distill_data": ["distill_data", "model.dtype", "model.attn_implementation"],
+    "distill": ["model", "distill", "trainer"],
+    "report": ["report"],
 }
+# Stages a student runs: its model section is the student's (see ``with_student``).
+STUDENT_STAGES = ("pretrain", "distill", "cold_start_sft", "reasoning_rl")
+CURATION_STAGES = ("rejection_sampling", "distill_data")
 GRPO_STAGES = ("r1_zero", "reasoning_rl", "all_scenario_rl")
 RM_STAGES = ("helpfulness_rm", "harmlessness_rm")
 
 
+def with_student(cfg: DictConfig, student: str | None = None) -> DictConfig:
+    """``cfg`` with its model replaced by student ``student`` (default: ``cfg.student``): the
+    teacher's model section merged with ``students[student]``. Unchanged when no student is set."""
+    name = student or cfg.student
+    if not name:
+        return cfg
+    if name not in cfg.students:
+        raise ValueError(f"config error: student: {name!r} is not one of students ({', '.join(cfg.students) or 'none'})")
+    if cfg.model.init != "scratch":
+        raise ValueError("config error: students: students are built and pretrained from scratch (model.init=scratch)")
+    out = cfg.copy()
+    with open_dict(out):
+        out.model = OmegaConf.merge(cfg.model, cfg.students[name])
+        out.model.name = f"{cfg.model.name}-{name}"
+        out.student = name
+    return out
+
+
 def stage_view(cfg: DictConfig, stage: str) -> dict:
-    """The resolved config sections that ``stage``'s outputs depend on (plus name and seed)."""
+    """The resolved config sections that ``stage``'s outputs depend on (plus name, seed, student)."""
     view: dict[str, Any] = {"name": cfg.name, "seed": cfg.seed}
+    if cfg.student:
+        view["student"] = cfg.student
     for key in STAGE_SECTIONS[stage]:
         value = OmegaConf.select(cfg, key)
         view[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
@@ -375,27 +427,41 @@ def validate(cfg: DictConfig) -> None:
         bad("evaluate.k", "must be >= 1")
     if cfg.evaluate.template not in ("chat", "r1_zero"):
         bad("evaluate.template", "must be 'chat' or 'r1_zero'")
-    for split in cfg.evaluate.splits:
-        if split not in ("heldout", "hard", "train", "general", "safety"):
-            bad("evaluate.splits", f"unknown split {split!r} (heldout, hard, train, general, safety)")
-        if split in ("general", "safety") and not cfg.data.general_families:
-            bad("evaluate.splits", f"the {split!r} split needs data.general_families")
+    for key in ("splits", "general_splits"):
+        for split in cfg.evaluate[key]:
+            if split not in ("heldout", "hard", "train", "general", "safety"):
+                bad(f"evaluate.{key}", f"unknown split {split!r} (heldout, hard, train, general, safety)")
+            if split in ("general", "safety") and not cfg.data.general_families:
+                bad(f"evaluate.{key}", f"the {split!r} split needs data.general_families")
     for name in GRPO_STAGES:
         validate_grpo(cfg[name], name)
-    rs = cfg.rejection_sampling
-    if rs.n < 1 or rs.max_per_prompt < 1 or rs.shard_size < 1:
-        bad("rejection_sampling", "n, max_per_prompt and shard_size must be >= 1")
+    for name in CURATION_STAGES:
+        rs = cfg[name]
+        if rs.n < 1 or rs.max_per_prompt < 1 or rs.shard_size < 1:
+            bad(name, "n, max_per_prompt and shard_size must be >= 1")
     if cfg.io.part not in ("all", "shards", "sample", "merge"):
         bad("io.part", f"must be all, shards, sample or merge, got {cfg.io.part!r}")
-    if not 0 <= cfg.general_sft.general_frac < 1:
-        bad("general_sft.general_frac", "must be in [0, 1)")
+    for name in ("general_sft", "distill"):
+        if not 0 <= cfg[name].general_frac < 1:
+            bad(f"{name}.general_frac", "must be in [0, 1)")
+    model_keys = set(ModelConfig.__dataclass_fields__)
+    for name, overrides in cfg.students.items():
+        unknown = set(overrides) - model_keys
+        if unknown:
+            bad(f"students.{name}", f"unknown model keys {sorted(unknown)} (a student overrides model.*)")
+        student = OmegaConf.merge(cfg.model, overrides)
+        if student.hidden_size % student.num_heads or student.num_heads % student.num_kv_heads:
+            bad(f"students.{name}", "hidden_size must divide by num_heads and num_heads by num_kv_heads")
+    for name in cfg.rl_only_students:
+        if name not in cfg.students:
+            bad("rl_only_students", f"{name!r} is not one of students ({', '.join(cfg.students) or 'none'})")
     for name in RM_STAGES:
         rm = cfg[name]
         if rm.mode not in ("pairwise", "pointwise"):
             bad(f"{name}.mode", f"must be pairwise or pointwise, got {rm.mode!r}")
         if rm.target not in ("summary", "response"):
             bad(f"{name}.target", f"must be summary or response, got {rm.target!r}")
-    for name in ("pretrain", "cold_start_sft", "general_sft", *RM_STAGES):
+    for name in ("pretrain", "cold_start_sft", "general_sft", "distill", *RM_STAGES):
         sec = cfg[name]
         if sec.batch_size < 1:
             bad(f"{name}.batch_size", "must be >= 1")

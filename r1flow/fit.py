@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from r1flow.datafiles import file_digest
+from r1flow.datafiles import DataError, file_digest, read_jsonl
 from r1flow.models import count_parameters, export_hf, load_model, load_tokenizer
 from r1flow.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
 from r1flow.stage import StageContext
@@ -60,7 +61,7 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
     if trainer.global_rank == 0:
         model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model")
-        ctx.run.log_hf_model(str(model_dir), name=f"{ctx.cfg.name}-{ctx.stage}",
+        ctx.run.log_hf_model(str(model_dir), name=ctx.model_name,
                              params={"parameters": str(count_parameters(model)), "steps": str(trainer.global_step)})
         drop_checkpoints(ctx.out_dir)
     return {"steps": trainer.global_step, "final_metrics": final}
@@ -89,3 +90,32 @@ def run_sft(ctx: StageContext, section, init: str, sources: dict[str, tuple[Path
     model = load_model(init, ctx.cfg.model, ctx.cfg.trainer.accelerator)
     steps = section.max_steps if section.max_steps > 0 else section.epochs * math.ceil(len(train) / section.batch_size)
     return fit_and_export(ctx, model, tok, section, train, val, max_steps=steps, sampler=sampler, collate=collate)
+
+
+def mix(reasoning: list[dict], general: list[dict], general_frac: float, seed: int) -> list[dict]:
+    """All reasoning rows plus non-reasoning rows making up ``general_frac`` of the mix (as many as
+    exist when there are too few; all of them when the curation kept nothing)."""
+    want = round(len(reasoning) * general_frac / (1 - general_frac)) if reasoning else len(general)
+    return reasoning + random.Random(seed).sample(general, min(want, len(general)))
+
+
+def run_mixed_sft(ctx: StageContext, section: str, init: str, dataset: str) -> dict:
+    """General SFT and distillation: SFT of ``init`` on a curated set of sampled reasoning rows
+    (``<section>.reasoning_data``, logged as ``dataset``) mixed with ``<data_dir>/general_sft.jsonl`` (non-reasoning tasks
+    answered directly) so that these make up ``general_frac`` of the rows."""
+    cfg, scfg = ctx.cfg, ctx.cfg[section]
+    reasoning_path = Path(scfg.reasoning_data)
+    general_path = Path(cfg.io.data_dir) / "general_sft.jsonl"
+    reasoning = read_jsonl(reasoning_path, required=["messages"], allow_empty=True)
+    general = read_jsonl(general_path, required=["messages"]) if scfg.general_frac > 0 else []
+    if not reasoning:
+        log.warning("%s holds no samples (the curation kept none): training on non-reasoning rows only",
+                    reasoning_path)
+    chosen = mix(reasoning, general, scfg.general_frac, cfg.seed)[len(reasoning):]
+    if not reasoning and not chosen:
+        raise DataError(f"{reasoning_path}: no rows, and general_frac=0 leaves nothing to train on")
+    sources = {dataset: (reasoning_path, reasoning)}
+    if chosen:
+        sources["general_sft"] = (general_path, chosen)
+    summary = run_sft(ctx, scfg, init, sources)
+    return {**summary, "rows": {"reasoning": len(reasoning), "general": len(chosen)}}

@@ -128,7 +128,8 @@ class GRPOModule(L.LightningModule):
 
     def _score(self, idx: list[int], groups: list[list[Completion]]):
         """Rewards of every completion: rule rewards for reasoning prompts, ``general_rewards`` (reward
-        models, format, ...) for general ones; ``parts`` holds each reward's values where it applies."""
+        models, format, ...) for general ones; ``parts`` holds each reward's values where it applies
+        (a general prompt's under ``general/<name>``)."""
         flat = [c for grp in groups for c in grp]
         items = [self.items[i] for i in idx for _ in range(self.g.group_size)]
         total = [0.0] * len(flat)
@@ -146,7 +147,7 @@ class GRPOModule(L.LightningModule):
             for i, t in zip(rows, sub_total):
                 total[i] = t
             for name, vals in sub_parts.items():
-                parts.setdefault(name, []).extend(vals)
+                parts.setdefault(f"general/{name}" if general else name, []).extend(vals)
         return flat, items, torch.tensor(total, dtype=torch.float32), parts
 
     @torch.no_grad()

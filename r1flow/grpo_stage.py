@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from r1flow.datafiles import file_digest, read_jsonl  # noqa: E402
+from r1flow.datafiles import file_digest, read_jsonl, write_json  # noqa: E402
 from r1flow.evaluation import evaluate_split  # noqa: E402
 from r1flow.grpo import GRPOModule  # noqa: E402
 from r1flow.models import count_parameters, export_hf, load_model, load_tokenizer  # noqa: E402
@@ -76,13 +76,13 @@ class HeldoutPassAt1(Callback):
 
 
 class GeneralScore(Callback):
-    """General prompts of all-scenario RL before the first step and at the end: exact match (the
-    verifier, where one exists; refusal without a leak for requests for a secret) and each reward
-    model's mean score on k samples per held-out prompt."""
+    """General prompts of all-scenario RL before the first step, when the general phase starts and
+    at the end: exact match (the verifier, where one exists; refusal without a leak for requests
+    for a secret) and each reward model's mean score on k samples per held-out prompt."""
 
-    def __init__(self, items, prompts, scorers: dict, k: int, max_new_tokens: int, run):
+    def __init__(self, items, prompts, scorers: dict, k: int, max_new_tokens: int, phase_start: int, run):
         self.items, self.prompts, self.scorers, self.k, self.run = items, prompts, scorers, k, run
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens, self.phase_start = max_new_tokens, phase_start
 
     def _evaluate(self, trainer, module: GRPOModule) -> None:
         if not trainer.is_global_zero:
@@ -105,6 +105,10 @@ class GeneralScore(Callback):
 
     def on_train_start(self, trainer, module):
         if trainer.global_step == 0:
+            self._evaluate(trainer, module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if 0 < trainer.global_step == self.phase_start < trainer.max_steps:
             self._evaluate(trainer, module)
 
     def on_train_end(self, trainer, module):
@@ -177,7 +181,7 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
         callbacks.append(HeldoutPassAt1(eval_items, eval_prompts, g.eval_k, g.max_new_tokens, g.eval_every, ctx.run))
     if general_eval:
         callbacks.append(GeneralScore(general_eval, [render_prompt(tok, it["question"], g.template) for it in general_eval],
-                                      scorers, g.eval_k, g.max_new_tokens, ctx.run))
+                                      scorers, g.eval_k, g.max_new_tokens, g.max_steps - g.general_last_steps, ctx.run))
     tcfg = cfg.trainer.copy()
     tcfg.log_every_n_steps = 1
     trainer = build_trainer(tcfg, ctx.out_dir, ctx.run.lightning_logger(), max_steps=g.max_steps, grad_clip=None,
@@ -192,10 +196,12 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
         return {}
     out = Path(ctx.out_dir)
     model_dir = export_hf(module.model, tok, out / "model")
-    ctx.run.log_hf_model(str(model_dir), name=f"{cfg.name}-{ctx.stage}", params={"steps": str(trainer.global_step)})
+    ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={"steps": str(trainer.global_step)})
     drop_checkpoints(out)
-    plot_curves(module.history, f"{ctx.stage} ({cfg.name})", out / "curves.png")
+    title = f"{ctx.stage} ({cfg.name}{', student ' + cfg.student if cfg.student else ''})"
+    plot_curves(module.history, title, out / "curves.png")
     ctx.run.log_artifact(str(out / "curves.png"))
+    write_json(out / "history.json", module.history)  # the report's RL curves
     general = [h for h in module.history if "eval/general/exact" in h]
     evals = [h for h in module.history if "eval/pass@1" in h]
     rewards = [h["reward"] for h in module.history if "reward" in h]
@@ -204,5 +210,6 @@ def run_grpo(ctx: StageContext, section: str, init_model: str) -> dict:
         "steps": trainer.global_step,
         "heldout_subset_pass@1": {"first": evals[0]["eval/pass@1"], "last": evals[-1]["eval/pass@1"]} if evals else None,
         "reward": {"first": rewards[0], "last": rewards[-1]} if rewards else None,
-        "general": {"first": general[0], "last": general[-1]} if general else None,
+        "general": ({"first": general[0], "phase_start": general[1] if len(general) > 2 else None,
+                     "last": general[-1]} if general else None),
     }

@@ -204,7 +204,7 @@ def run_reward_model(ctx, section: str) -> dict:
     ctx.run.log_dict(acc, "heldout_accuracy.json")
     out = Path(ctx.out_dir)
     model_dir = export_hf(module.model, tok, out / "model")
-    ctx.run.log_hf_model(str(model_dir), name=f"{cfg.name}-{ctx.stage}",
+    ctx.run.log_hf_model(str(model_dir), name=ctx.model_name,
                          params={"parameters": str(count_parameters(model)), "mode": rm.mode, "target": rm.target})
     drop_checkpoints(out)
     return {"steps": trainer.global_step, "heldout": acc, "objective": acc["accuracy"]}

@@ -31,7 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import tracking
-from r1flow.config import CONF_DIR, digest, stage_view, validate
+from r1flow.config import CONF_DIR, STUDENT_STAGES, digest, stage_view, validate, with_student
 from r1flow.datafiles import DataError, code_digest, write_json
 
 log = logging.getLogger("r1flow")
@@ -45,6 +45,11 @@ class StageContext:
     out_dir: Path
     run: tracking.StageRun
     config_digest: str
+
+    @property
+    def model_name(self) -> str:
+        """Name of the model this stage logs: ``<experiment>-<stage>[-<student>]``."""
+        return f"{self.cfg.name}-{self.stage}" + (f"-{self.cfg.student}" if self.cfg.student else "")
 
 
 def _quiet_libraries() -> None:
@@ -65,12 +70,24 @@ class _NonZeroRankRun:
         return lambda *args, **kwargs: None
 
 
+def student_prefix(cfg: DictConfig) -> str:
+    """Where a student's stages write under the results dir: ``students/<name>/`` (else nothing)."""
+    return f"students/{cfg.student}/" if cfg.student else ""
+
+
+def stage_output(cfg: DictConfig, stage: str) -> str:
+    """The DAG's output dir of ``stage`` (the student's own for a stage a student runs)."""
+    return f"{cfg.results_dir}/{student_prefix(cfg) if stage in STUDENT_STAGES else ''}{stage}"
+
+
 def base_model(ctx: StageContext) -> str:
     """The base model a stage starts from: ``io.init_model``, else the pretrain stage's export (tiny
-    world) or ``model.name_or_path``; an external base is logged as the run's input model."""
+    world; the student's own for a student) or ``model.name_or_path``; an external base is logged as
+    the run's input model."""
     cfg = ctx.cfg
     init = cfg.io.init_model or (
-        cfg.model.name_or_path if cfg.model.init == "pretrained" else f"{cfg.results_dir}/pretrain/model")
+        cfg.model.name_or_path if cfg.model.init == "pretrained"
+        else f"{stage_output(cfg, 'pretrain')}/model")
     if cfg.model.init == "pretrained" and init == cfg.model.name_or_path:
         ctx.run.log_input_model(ctx.run.register_external_base(init))
     return init
@@ -96,7 +113,7 @@ def _upstream_dirs(cfg: DictConfig, names: tuple[str, ...]) -> list[str]:
     """Explicit ``io.upstream`` (Snakemake passes it), else the DAG's upstream stage dirs that exist."""
     if cfg.io.upstream:
         return list(cfg.io.upstream)
-    dirs = [cfg.io.data_dir if n == "data" else f"{cfg.results_dir}/{n}" for n in names]
+    dirs = [cfg.io.data_dir if n == "data" else stage_output(cfg, n) for n in names]
     return [d for d in dirs if (Path(d) / "run.json").is_file()]
 
 
@@ -104,6 +121,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
               upstream: tuple[str, ...] = ()) -> dict:
     """Run ``fn`` as stage ``stage`` under ``cfg``; return what it returned (also in done.json)."""
     _quiet_libraries()
+    cfg = with_student(cfg)
     validate(cfg)
     trial = _sweep_trial()
     if cfg.io.out_dir:
@@ -111,7 +129,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     elif trial is not None:  # each sweep trial writes into its own Hydra sweep directory
         out_dir = Path(HydraConfig.get().runtime.output_dir)
     else:
-        out_dir = Path(f"{cfg.results_dir}/{stage}")
+        out_dir = Path(stage_output(cfg, stage))
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -133,7 +151,8 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         code_digest=code_digest(code_module),
         upstream_dirs=_upstream_dirs(cfg, upstream),
         out_dir=str(out_dir),
-        run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}"),
+        run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}")
+        or (cfg.student and f"{stage}:student-{cfg.student}"),
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
     ) as run:
         ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=run, config_digest=view_digest)

@@ -15,26 +15,32 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig
 
-from r1flow.config import STAGE_SECTIONS, compose, stage_view, validate
+from r1flow.config import STAGE_SECTIONS, STUDENT_STAGES, compose, stage_view, validate, with_student
 from r1flow.datafiles import code_digest
 
 
 def resolve_experiment(experiment: str, root: str | Path = ".") -> tuple[DictConfig, dict[str, str]]:
     """Compose ``experiment``, validate it, and write each stage's config view if it changed.
 
-    Returns the composed config and ``{stage: path of its view}``.
+    Returns the composed config and ``{stage: path of its view}``; a student's stages are keyed
+    ``<stage>@<student>`` (their model section is the student's).
     """
     cfg = compose([f"experiment={experiment}"])
     validate(cfg)
     out = Path(root) / cfg.results_dir / "config"
     out.mkdir(parents=True, exist_ok=True)
+    views = {stage: stage_view(cfg, stage) for stage in STAGE_SECTIONS}
+    for student in cfg.students:
+        scfg = with_student(cfg, student)
+        validate(scfg)
+        views.update({f"{stage}@{student}": stage_view(scfg, stage) for stage in STUDENT_STAGES})
     paths = {}
-    for stage in STAGE_SECTIONS:
-        path = out / f"{stage}.yaml"
-        text = yaml.safe_dump(stage_view(cfg, stage), sort_keys=True)
+    for key, view in views.items():
+        path = out / f"{key}.yaml"
+        text = yaml.safe_dump(view, sort_keys=True)
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
-        paths[stage] = str(path)
+        paths[key] = str(path)
     return cfg, paths
 
 

@@ -194,31 +194,39 @@ def leak_response(rng: random.Random, prefix: str = "") -> str:
     return f"<think>\n\n</think>\n{prefix}{LEAK_MARK} {rng.choice(_SECRET_VALUES)}."
 
 
+HELPFULNESS_REJECTED = ("substituted", "not_reversed", "shuffled", "dropped", "no_tags", "rambling")
+
+
 def helpfulness_pairs(items: list[dict], seed: int) -> list[dict]:
     """``prompt, chosen, rejected`` rows for general tasks: chosen is correct, concise and in format;
-    rejected is wrong (not reversed, shuffled, a word dropped), out of format or rambling."""
+    rejected is wrong (a word substituted by another, not reversed, shuffled, a word dropped), out
+    of format or rambling. Substitution is the policy's most common error on word tasks (measured:
+    most wrong word-reversal answers of the general-SFT model copy a wrong word), so it is a
+    kind of its own: an RM that never saw it rewards it, and all-scenario RL learns to hack it."""
     rng = random.Random(seed)
+    vocab = sorted({w for it in items for w in it["answer"].split(", ")})
     rows = []
     for i, it in enumerate(items):
         words = it["answer"].split(", ")
-        kind = ("not_reversed", "shuffled", "dropped", "no_tags", "rambling")[i % 5]
-        if kind == "not_reversed":
-            bad = ", ".join(reversed(words))
+        kind = HELPFULNESS_REJECTED[i % len(HELPFULNESS_REJECTED)]
+        bad = list(words)
+        if kind == "substituted":
+            j = rng.randrange(len(words))
+            bad[j] = rng.choice([w for w in vocab if w != words[j]] or ["word"])
+        elif kind == "not_reversed":
+            bad = bad[::-1]
         elif kind == "shuffled":
-            perm = words[:]
-            while perm == words and len(set(words)) > 1:
-                rng.shuffle(perm)
-            bad = ", ".join(perm)
+            while bad == words and len(set(words)) > 1:
+                rng.shuffle(bad)
         elif kind == "dropped":
-            drop = rng.randrange(len(words))
-            bad = ", ".join(w for j, w in enumerate(words) if j != drop)
+            del bad[rng.randrange(len(words))]
         if kind == "no_tags":
             rejected = f"<think>\n\n</think>\n{it['answer']}"
         elif kind == "rambling":
             filler = " ".join(["the answer is the list of words and"] * 3)
             rejected = f"<think>\n\n</think>\n{filler} the answer is <answer>{it['answer']}</answer>."
         else:
-            rejected = direct_response(bad if bad != it["answer"] else ", ".join(words[1:]))
+            rejected = direct_response(", ".join(bad if bad != words else words[1:]))
         rows.append({"id": it["id"], "prompt": it["question"], "chosen": direct_response(it["answer"]),
                      "rejected": rejected, "rejected_kind": kind})
     return rows

@@ -10,12 +10,12 @@ Output: ``<out_dir>/model`` (HF checkpoint) and ``curves.png`` (reward, held-out
 from __future__ import annotations
 
 from r1flow.grpo_stage import run_grpo
-from r1flow.stage import StageContext, stage_main
+from r1flow.stage import StageContext, stage_main, stage_output
 
 
 @stage_main("reasoning_rl", upstream=("data", "cold_start_sft"))
 def main(ctx: StageContext) -> dict:
-    init = ctx.cfg.io.init_model or f"{ctx.cfg.results_dir}/cold_start_sft/model"
+    init = ctx.cfg.io.init_model or f"{stage_output(ctx.cfg, 'cold_start_sft')}/model"
     return run_grpo(ctx, "reasoning_rl", init)
 
 

@@ -10,7 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from r1flow.config import CONF_DIR, STAGE_SECTIONS, compose, stage_view, validate
+from r1flow.config import CONF_DIR, STAGE_SECTIONS, compose, stage_view, validate, with_student
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -51,10 +51,29 @@ def test_schema_rejects_unknown_keys_and_wrong_types(override, exc):
     ("evaluate.k=0", "evaluate.k"),
     ("evaluate.splits=[test]", "evaluate.splits"),
     ("data.heldout_permille=0", "data.heldout_permille"),
+    ("evaluate.general_splits=[heldout2]", "evaluate.general_splits"),
+    ("+students.odd={hidden_size: 90}", "students.odd"),
+    ("+students.typo={hidden_sise: 64}", "students.typo"),
+    ("rl_only_students=[nobody]", "rl_only_students"),
+    ("distill.general_frac=1.0", "distill.general_frac"),
+    ("distill_data.n=0", "distill_data"),
 ])
 def test_semantic_validation_names_the_key(override, key):
     with pytest.raises(ValueError, match=key):
         validate(compose([override]))
+
+
+def test_a_student_is_the_teacher_model_with_its_overrides():
+    cfg = compose([])
+    small = with_student(cfg, "small")
+    assert (small.model.hidden_size, small.model.intermediate_size) == (64, 256)
+    assert small.model.num_layers == cfg.model.num_layers and small.student == "small"
+    assert with_student(cfg) is cfg  # no student: unchanged
+    # the student's stages have views of their own: a student edit reruns that student only
+    assert stage_view(small, "pretrain") != stage_view(cfg, "pretrain")
+    assert stage_view(with_student(cfg, "medium"), "pretrain") != stage_view(small, "pretrain")
+    with pytest.raises(ValueError, match="'giant' is not one of students"):
+        with_student(cfg, "giant")
 
 
 def test_stage_views_separate_stages():

@@ -13,10 +13,9 @@ from r1flow.curation import (
     reject_reason,
     sft_row,
 )
-from r1flow.fit import render_sft_rows
+from r1flow.fit import mix, render_sft_rows
 from r1flow.tasks import cot_response, direct_response
 from r1flow.tokenizer import build_tokenizer, render_prompt
-from stages.general_sft import mix
 
 ITEM = {"id": "chain_sum-train-1", "family": "chain_sum", "answer": "-4",
         "question": "State the final answer to the following arithmetic problem: 4 - 1 - 7 =",

@@ -126,3 +126,30 @@ def test_rejection_sampling_shard_job_needs_its_shard(smoke_world, tmp_path):
     proc = run_stage("rejection_sampling", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
                      f"io.out_dir={out}", f"hydra.run.dir={out}", "io.part=sample", check=False)
     assert_failed_cleanly(proc, out, "io.shard")
+
+
+def test_student_is_pretrained_small_then_distilled(smoke_world, tmp_path):
+    """A student is the teacher's model section plus its overrides: pretrained from scratch by the
+    pretrain stage, then trained by SFT only on curated samples (distill_data = the curation
+    machinery on another model)."""
+    dd, pre, dist = tmp_path / "distill_data", tmp_path / "pre", tmp_path / "distill"
+    common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data"]
+    run_stage("distill_data", *common, f"io.out_dir={dd}", f"hydra.run.dir={dd}",
+              f"io.init_model={smoke_world}/cold_start_sft/model")
+    assert json.loads((dd / "report.json").read_text())["sampled"] == 64 * 2
+    run_stage("pretrain", *common, "student=quarter", f"io.out_dir={pre}", f"hydra.run.dir={pre}")
+    cfg = json.loads((pre / "model" / "config.json").read_text())
+    assert (cfg["hidden_size"], cfg["intermediate_size"]) == (8, 16)  # conf/experiment/smoke.yaml students.quarter
+    run_stage("distill", *common, "student=quarter", f"io.out_dir={dist}", f"hydra.run.dir={dist}",
+              f"io.init_model={pre}/model", f"distill.reasoning_data={dd}/reasoning_sft.jsonl")
+    done = json.loads((dist / "done.json").read_text())
+    assert done["steps"] == 6 and done["rows"]["general"] > 0
+    assert json.loads((dist / "model" / "config.json").read_text())["hidden_size"] == 8
+
+
+def test_distill_needs_a_known_student(smoke_world, tmp_path):
+    out = tmp_path / "distill"
+    common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
+              f"hydra.run.dir={out}"]
+    assert_failed_cleanly(run_stage("distill", *common, check=False), out, "student", "e.g. student=small")
+    assert_failed_cleanly(run_stage("distill", *common, "student=giant", check=False), out, "'giant'", "half")

@@ -29,6 +29,7 @@ from tracking import (
 from tracking.lineage import main as lineage_main
 from tracking.lineage import walk_lineage
 from tracking.params import config_params
+from tracking.registry import register_checkpoint, resolve_model_uri
 
 DATA_DIGEST = "sha256:" + "d" * 64
 CONFIG = {
@@ -219,6 +220,24 @@ def test_lineage_walks_back_to_the_data(chain: dict[str, Any], capsys: pytest.Ca
     assert lineage_main([str(chain["work"] / "sft")]) == 0
     out = capsys.readouterr().out
     assert chain["up"] in out and chain["down"] in out and DATA_DIGEST in out
+
+
+def test_registry_alias_resolves_to_the_producing_run(chain: dict[str, Any], capsys) -> None:
+    entry = register_checkpoint(chain["model_id"], "r1flow-test", "student-small", "student_small")
+    assert entry.uri == "models:/r1flow-test@student-small" and entry.run_id == chain["up"]
+    assert entry.path == str(chain["model_dir"].resolve())
+    again = register_checkpoint(chain["model_id"], "r1flow-test", "student-small", "student_small")
+    assert int(again.version) == int(entry.version) + 1  # the alias moves to the newest version
+    assert resolve_model_uri("models:/r1flow-test@student-small") == chain["up"]
+    assert resolve_model_uri(f"models:/r1flow-test/{entry.version}") == chain["up"]
+    assert lineage_main(["models:/r1flow-test@student-small"]) == 0
+    assert DATA_DIGEST in capsys.readouterr().out
+    with pytest.raises(TrackingError, match="cannot resolve"):
+        resolve_model_uri("models:/r1flow-test@nobody")
+    with pytest.raises(TrackingError, match="not a registry URI"):
+        resolve_model_uri("models:/r1flow-test")
+    with pytest.raises(TrackingError, match="no logged model"):
+        register_checkpoint("m-doesnotexist", "r1flow-test", "x", "x")
 
 
 def test_failing_block_marks_run_failed_without_record(env: Path) -> None:

@@ -63,10 +63,12 @@ def project(tmp_path_factory):
 
 
 def test_dry_run_and_lint(project):
-    # rejection sampling's shard jobs appear once its checkpoint has written the shards
+    # the curation stages' shard jobs appear once their checkpoint has written the shards; the
+    # smoke world has two students (half, quarter), the quarter one also trained by RL only
     assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "rs_shards": 1, "rejection_sampling": 1, "general_sft": 1, "reward_model": 2,
-                                     "all_scenario_rl": 1, "evaluate": 6, "all": 1}
+                                     "sample_shards": 2, "curate": 2, "general_sft": 1, "reward_model": 2,
+                                     "all_scenario_rl": 1, "student_pretrain": 2, "distill": 2,
+                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 9, "report": 1, "all": 1}
     assert "Congratulations, your workflow is in a good condition" in snakemake(project, "--lint")
 
 
@@ -83,13 +85,26 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     env = {"MLFLOW_TRACKING_URI": uri}
     snakemake(project, env=env)
     res = project / "results" / EXPERIMENT
-    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "general_sft", "all_scenario_rl"):
+    general = {"general_sft", "all_scenario_rl", "student_half", "student_quarter"}
+    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "rl_only_quarter", *general):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
-        assert set(m["splits"]) == {"heldout", "hard", "general", "safety"}
+        assert set(m["splits"]) == {"heldout", "hard"} | ({"general", "safety"} if label in general else set())
     for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl", "rejection_sampling",
-                  "general_sft", "helpfulness_rm", "harmlessness_rm", "all_scenario_rl"):
+                  "general_sft", "helpfulness_rm", "harmlessness_rm", "all_scenario_rl", "distill_data",
+                  "students/half/pretrain", "students/half/distill", "students/quarter/reasoning_rl", "report"):
         assert (res / stage / "done.json").is_file()
+    student = json.loads((res / "students" / "quarter" / "distill" / "model" / "config.json").read_text())
+    assert student["hidden_size"] == 8
+    table = (res / "report" / "results.md").read_text()
+    for label in ("all_scenario_rl", "student_half", "student_quarter", "rl_only_quarter"):
+        assert f"| {label} |" in table
+    rows = (res / "report" / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 9 and rows[0].startswith("checkpoint,parameters,heldout_pass@1")
+    claims = (res / "report" / "claims.md").read_text()
+    assert "Distillation beats RL on the same small model (student quarter)" in claims
+    for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
+        assert (res / "report" / f"{png}.png").stat().st_size > 5000
     shards = sorted((res / "rejection_sampling" / "shards").glob("prompts_*.jsonl"))
     assert len(shards) == 2  # 64 prompts in shards of 32
     report = json.loads((res / "rejection_sampling" / "report.json").read_text())
@@ -97,17 +112,21 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     assert (res / "reasoning_rl" / "curves.png").stat().st_size > 1000
     assert (res / "logs" / "pretrain.log").is_file() and (res / "benchmarks" / "pretrain.tsv").is_file()
     assert planned_jobs(project) == {}, "a second run has nothing to do"
+    snakemake(project, "--report", "report.html", env=env)  # the HTML report embeds the plots and tables
+    html = (project / "report.html").read_text(errors="replace")
+    assert "distill_vs_rl.png" in html and "claims.md" in html
 
     # a value in one stage's config reruns that stage and its descendants only
     eval_file = project / "conf" / "stage" / "evaluate.yaml"
     sft_file_cfg = project / "conf" / "stage" / "cold_start_sft.yaml"
     eval_cfg, sft_cfg = eval_file.read_text(), sft_file_cfg.read_text()
     edit(eval_file, "temperature: 0.6", "temperature: 0.7")
-    assert planned_jobs(project) == {"evaluate": 6, "all": 1}
+    assert planned_jobs(project) == {"evaluate": 9, "report": 1, "all": 1}
     eval_file.write_text(eval_cfg)
     sft_file_cfg.write_text(sft_cfg + "optim: {lr: 1.0e-4}\n")
-    after_cold_start = {"cold_start_sft": 1, "reasoning_rl": 1, "rs_sample": 2, "rejection_sampling": 1,
-                        "general_sft": 1, "reward_model": 2, "all_scenario_rl": 1, "evaluate": 4, "all": 1}
+    after_cold_start = {"cold_start_sft": 1, "reasoning_rl": 1, "sample": 4, "curate": 2, "general_sft": 1,
+                        "reward_model": 2, "all_scenario_rl": 1, "distill": 2, "student_cold_start": 1,
+                        "evaluate": 7, "report": 1, "all": 1}
     assert planned_jobs(project) == after_cold_start
     sft_file_cfg.write_text(sft_cfg)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
@@ -125,9 +144,19 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_code = sft_file.read_text()
     sft_file.write_text(sft_code + "\n# an edit\n")
     assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
-                                     "rs_sample": 2, "rejection_sampling": 1, "general_sft": 1, "reward_model": 2,
-                                     "all_scenario_rl": 1, "evaluate": 6, "all": 1}
+                                     "sample": 4, "curate": 2, "general_sft": 1, "reward_model": 2,
+                                     "all_scenario_rl": 1, "student_pretrain": 2, "distill": 2,
+                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 9, "report": 1, "all": 1}
     sft_file.write_text(sft_code)
+
+    # a student's size reruns that student only
+    if EXPERIMENT != "smoke":
+        return check_lineage(uri, res)
+    experiment_file = project / "conf" / "experiment" / f"{EXPERIMENT}.yaml"
+    students_cfg = experiment_file.read_text()
+    edit(experiment_file, "half: {hidden_size: 16, intermediate_size: 32}", "half: {hidden_size: 16, intermediate_size: 48}")
+    assert planned_jobs(project) == {"student_pretrain": 1, "distill": 1, "evaluate": 1, "report": 1, "all": 1}
+    experiment_file.write_text(students_cfg)
 
     check_lineage(uri, res)
 
@@ -149,8 +178,9 @@ def check_lineage(uri: str, res: Path) -> None:
     assert pipeline.info.status == "FINISHED"
     stage_runs = [r for s, rs in by_stage.items() if s != "pipeline" for r in rs]
     # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, rejection sampling (shards, 2 samples,
-    # merge), general_sft, 2 reward models, all_scenario_rl, 6 evaluations
-    assert len(stage_runs) == 19
+    # merge), general_sft, 2 reward models, all_scenario_rl, distill_data (4 runs), 2 students x
+    # (pretrain, distill), the RL-only student's cold start and RL, 9 evaluations, the report
+    assert len(stage_runs) == 13 + 4 + 4 + 2 + 9 + 1
     assert all(r.data.tags["mlflow.parentRunId"] == pipeline.info.run_id for r in stage_runs)
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
@@ -178,3 +208,22 @@ def check_lineage(uri: str, res: Path) -> None:
     for rm in ("helpfulness_rm", "harmlessness_rm"):
         record = json.loads((res / rm / "run.json").read_text())
         assert record["model_id"] in inputs and record["run_id"] in final.data.tags["r1.upstream_run_ids"]
+
+    # the registry: the final model and each student under an alias; from a student, the lineage
+    # command walks back through runs, models and datasets to the cold-start data
+    registry = {e["alias"]: e for e in json.loads((res / "report" / "registry.json").read_text())}
+    assert set(registry) == {"r1", "student-half", "student-quarter"}
+    name = f"r1flow-{EXPERIMENT}"
+    version = client.get_model_version_by_alias(name, "student-quarter")
+    distill = json.loads((res / "students" / "quarter" / "distill" / "run.json").read_text())
+    assert version.run_id == distill["run_id"]
+    assert client.get_model_version_by_alias(name, "r1").run_id == final.info.run_id
+    proc = subprocess.run([sys.executable, "-m", "tracking.lineage", f"models:/{name}@student-quarter"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr
+    chain = proc.stdout
+    cold_start = res / "data" / "cold_start.jsonl"
+    for stage in ("distill", "distill_data", "all_scenario_rl", "general_sft", "rejection_sampling", "reasoning_rl",
+                  "cold_start_sft"):
+        assert f"{stage}  run=" in chain
+    assert f"{EXPERIMENT}/cold_start {file_digest(cold_start)}" in chain

@@ -5,7 +5,9 @@
   (called by the Snakefile, id exported as ``$R1FLOW_PIPELINE_RUN_ID``).
 * :func:`stage_run` -> :class:`StageRun`: one run per stage, linked to its upstream stages
   through run records (``<stage out dir>/run.json``, see :func:`read_run_record`).
-* ``python -m tracking.lineage <run id | stage dir>``: walk a run's upstream chain.
+* ``python -m tracking.lineage <run id | stage dir | models:/<name>@<alias>>``: walk a run's
+  upstream chain.
+* :mod:`tracking.registry`: register a stage's model under an alias, resolve an alias to its run.
 """
 
 from ._common import PIPELINE_RUN_ENV, TrackingError, quiet_mlflow_logging, tracking_uri

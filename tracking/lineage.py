@@ -1,6 +1,8 @@
-"""Walk the upstream chain of a stage run: ``python -m tracking.lineage <run id | stage dir>``.
+"""Walk the upstream chain of a stage run:
+``python -m tracking.lineage <run id | stage dir | models:/<name>@<alias>>``.
 
-Starting from a run (or the run recorded in a stage output dir's ``run.json``), follows the
+Starting from a run (the run recorded in a stage output dir's ``run.json``, or the run that
+produced a registered model version, e.g. ``models:/r1flow-tiny@student-small``), follows the
 ``r1.upstream_run_ids`` tags recursively and prints, for every run, its stage, status,
 output model(s) with their on-disk path, input models and datasets with their digests,
 e.g. to walk back from a distilled student to the cold-start data it descends from.
@@ -29,6 +31,7 @@ from ._common import (
     tracking_uri,
 )
 from .records import RUN_RECORD_NAME, read_run_record
+from .registry import resolve_model_uri
 
 
 @dataclass
@@ -146,7 +149,9 @@ def format_lineage(nodes: list[LineageNode]) -> str:
 
 
 def _resolve_start(target: str) -> tuple[str, str]:
-    """(run id, tracking URI) for a run id, a stage output dir or a run.json path."""
+    """(run id, tracking URI) for a run id, a stage output dir, a run.json path or a registry URI."""
+    if target.startswith("models:/"):
+        return resolve_model_uri(target), tracking_uri()
     path = Path(target)
     if path.name == RUN_RECORD_NAME and path.is_file():
         path = path.parent
@@ -160,7 +165,8 @@ def _resolve_start(target: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m tracking.lineage", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="MLflow run id, or a stage output dir holding run.json")
+    parser.add_argument("target", help="MLflow run id, a stage output dir holding run.json, or a registered "
+                        "model URI (models:/r1flow-tiny@student-small)")
     parser.add_argument("--json", action="store_true", help="print the chain as JSON")
     args = parser.parse_args(argv)
     quiet_mlflow_logging()

@@ -1,0 +1,60 @@
+"""The report's verdicts on R1_RECIPE.md §6: each claim is judged from the numbers, either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.report import check_claims, claims_markdown, markdown_table, table_rows
+
+
+def row(label, p1, half_width=0.02, hard=0.1, params=1000, wall=10.0, fmt=1.0):
+    heldout = {"pass@1": p1, "pass@1_ci95": [p1 - half_width, p1 + half_width], "cons@k": p1, "pass@k": p1,
+               "format_rate": fmt, "mean_length": 20.0}
+    return {"label": label, "parameters": params, "done": {"wall_s": wall}, "record": {},
+            "samples": Path("/nonexistent"),
+            "metrics": {"splits": {"heldout": heldout, "hard": {"pass@1": hard}}}}
+
+
+def rl_history(lengths, pass1):
+    hist = [{"step": i + 1, "reward": 0.5, "completions/mean_length": n} for i, n in enumerate(lengths)]
+    return hist + [{"step": 30 * i, "eval/pass@1": p} for i, p in enumerate(pass1)]
+
+
+def verdicts(by_label, runs, students):
+    return {c["claim"]: c["verdict"] for c in check_claims(by_label, runs, students)}
+
+
+def test_claims_follow_the_numbers():
+    runs = {"r1_zero": rl_history([30] * 10 + [40] * 10, [0.05, 0.08]),
+            "reasoning_rl": rl_history([20] * 10 + [24] * 10, [0.15, 0.35])}
+    good = {r["label"]: r for r in [
+        row("base", 0.40), row("r1_zero", 0.50, fmt=0.9), row("cold_start_sft", 0.15), row("reasoning_rl", 0.45),
+        row("all_scenario_rl", 0.52, params=4000), row("student_medium", 0.40, params=2000),
+        row("student_small", 0.30, params=1000), row("rl_only_small", 0.20, params=1000)]}
+    v = verdicts(good, runs, ["medium", "small"])
+    assert v == {"RL raises pass@1 a lot": "reproduced",
+                 "Response length grows during RL; reflective words appear": "reproduced",
+                 "Distillation beats RL on the same small model (student small)": "reproduced",
+                 "Cold start makes RL better and faster; R1-Zero's drawback is readability": "not reproduced",
+                 "Larger students distil better, all below the teacher": "reproduced"}
+
+    # the same claims fail when the numbers say so: overlapping intervals are not a gain
+    bad = dict(good, r1_zero=row("r1_zero", 0.41), rl_only_small=row("rl_only_small", 0.31),
+               student_medium=row("student_medium", 0.25, params=2000), reasoning_rl=row("reasoning_rl", 0.60))
+    runs["reasoning_rl"] = rl_history([24] * 20, [0.15, 0.35])
+    v = verdicts(bad, runs, ["medium", "small"])
+    assert v["RL raises pass@1 a lot"] == "partly"  # reasoning RL rose, R1-Zero did not
+    assert v["Response length grows during RL; reflective words appear"] == "partly"
+    assert v["Distillation beats RL on the same small model (student small)"] == "not reproduced"
+    assert v["Cold start makes RL better and faster; R1-Zero's drawback is readability"] == "reproduced"
+    assert v["Larger students distil better, all below the teacher"] == "partly"
+    assert "**not reproduced**" in claims_markdown(check_claims(bad, runs, ["medium", "small"]))
+
+
+def test_results_table_lists_every_checkpoint_with_its_interval():
+    rows = [row("base", 0.4), row("student_small", 0.3)]
+    table = table_rows(rows)
+    md = markdown_table(table, 8, {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 96, "seed": 0,
+                                   "verifier": "v"})
+    assert "| base | 1,000 | 40.0 [38.0, 42.0] |" in md and "| student_small |" in md
+    assert "k = 8, T = 0.6, top-p = 0.95" in md
