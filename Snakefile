@@ -52,6 +52,7 @@ STUDENTS = list(CFG.students)
 RL_ONLY = list(CFG.rl_only_students)
 SD = f"{RES}/students"
 for s in STUDENTS:
+    MODELS[f"base_{s}"] = (f"students/{s}/pretrain", f"{SD}/{s}/pretrain/model")
     MODELS[f"student_{s}"] = (f"students/{s}/distill", f"{SD}/{s}/distill/model")
 for s in RL_ONLY:
     MODELS[f"rl_only_{s}"] = (f"students/{s}/reasoning_rl", f"{SD}/{s}/reasoning_rl/model")

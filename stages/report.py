@@ -35,6 +35,7 @@ from r1flow.stage import StageContext, stage_main  # noqa: E402
 log = logging.getLogger("r1flow.report")
 # Display order of the DAG's checkpoints; students and RL-only students follow, by name.
 ORDER = ["base", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl"]
+STUDENT_LABELS = ("base_", "student_", "rl_only_")
 RL_STAGES = {"r1_zero": "r1_zero", "reasoning_rl": "reasoning_rl", "all_scenario_rl": "all_scenario_rl"}
 REFLECTIVE = re.compile(r"\b(wait|check|verify|recheck|hmm|again)\b", re.I)
 
@@ -69,7 +70,14 @@ def collect(results: Path) -> list[dict]:
                      "parameters": count_parameters(model_dir) if model_dir.is_dir() else None,
                      "samples": path.parent / "samples.jsonl"})
     rank = {name: i for i, name in enumerate(ORDER)}
-    rows.sort(key=lambda r: (rank.get(r["label"], len(ORDER)), r["label"]))
+
+    def order(label: str) -> tuple:  # the DAG's own checkpoints, then each student: base, distilled, RL-only
+        for i, prefix in enumerate(STUDENT_LABELS):
+            if label.startswith(prefix):
+                return len(ORDER), label.removeprefix(prefix), i
+        return rank.get(label, len(ORDER) + 1), label, 0
+
+    rows.sort(key=lambda r: order(r["label"]))
     return rows
 
 
@@ -240,6 +248,8 @@ def check_claims(by_label: dict[str, dict], runs: dict[str, list[dict]], student
               "(held-out pass@1, 95 % intervals; 'up' needs non-overlapping intervals).")
     grow = {}
     for name, hist in runs.items():
+        if name == "all_scenario_rl":  # its general prompts' short answers would weigh on the mean
+            continue
         lens = [h["completions/mean_length"] for h in hist if "completions/mean_length" in h]
         if len(lens) >= 10:
             n = max(1, len(lens) // 10)  # first and last tenth of the steps
@@ -260,11 +270,13 @@ def check_claims(by_label: dict[str, dict], runs: dict[str, list[dict]], student
         d, r = by_label.get(f"student_{s}"), by_label.get(f"rl_only_{s}")
         if d and r:
             dw = d["done"].get("wall_s", 0)
-            rw = r["done"].get("wall_s", 0) + by_label.get(f"rl_only_{s}", {}).get("cold_start_wall_s", 0)
+            rw = r["done"].get("wall_s", 0) + r.get("cold_start_wall_s", 0)
+            base = by_label.get(f"base_{s}")
+            start = f"from its base {p1(base)}: " if base else ""
             claim(f"Distillation beats RL on the same small model (student {s})",
                   "Qwen-32B: distilled 72.6 vs RL-only 47.0 AIME pass@1",
                   "reproduced" if apart(d, r) else "not reproduced",
-                  f"distilled {p1(d)} vs RL-only (cold start + GRPO) {p1(r)}; harder split "
+                  f"{start}distilled {p1(d)} vs RL-only (cold start + GRPO) {p1(r)}; harder split "
                   f"{pct(split_value(d, 'hard'))} vs {pct(split_value(r, 'hard'))}; training wall time "
                   f"{dw:.0f} s (SFT) vs {rw:.0f} s (cold start + RL).")
     if z and rl and "r1_zero" in runs and "reasoning_rl" in runs:
@@ -294,8 +306,11 @@ def check_claims(by_label: dict[str, dict], runs: dict[str, list[dict]], student
         claim("Larger students distil better, all below the teacher",
               "Qwen 1.5B 28.9 < 7B 55.5 < 14B 69.7 < 32B 72.6 AIME pass@1",
               "reproduced" if ordered and below else "partly" if ordered or below else "not reproduced",
-              "; ".join(f"{s} ({n:,} params) {p1(by_label[f'student_{s}'])}" for n, s in sized)
-              + f"; teacher ({teacher['parameters']:,} params) {p1(teacher)}.")
+              "; ".join(f"{s} ({n:,} params) {p1(by_label[f'student_{s}'])}"
+                        + (f", its base {p1(by_label[f'base_{s}'])}" if f"base_{s}" in by_label else "")
+                        for n, s in sized)
+              + f"; teacher ({teacher['parameters']:,} params) {p1(teacher)}"
+              + (f", its base {p1(by_label['base'])}." if "base" in by_label else "."))
     return claims
 
 

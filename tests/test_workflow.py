@@ -68,7 +68,7 @@ def test_dry_run_and_lint(project):
     assert planned_jobs(project) == {"data": 1, "pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
                                      "sample_shards": 2, "curate": 2, "general_sft": 1, "reward_model": 2,
                                      "all_scenario_rl": 1, "student_pretrain": 2, "distill": 2,
-                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 9, "report": 1, "all": 1}
+                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 11, "report": 1, "all": 1}
     assert "Congratulations, your workflow is in a good condition" in snakemake(project, "--lint")
 
 
@@ -86,7 +86,8 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     snakemake(project, env=env)
     res = project / "results" / EXPERIMENT
     general = {"general_sft", "all_scenario_rl", "student_half", "student_quarter"}
-    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "rl_only_quarter", *general):
+    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "base_half", "base_quarter", "rl_only_quarter",
+                  *general):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
         assert set(m["splits"]) == {"heldout", "hard"} | ({"general", "safety"} if label in general else set())
@@ -100,7 +101,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     for label in ("all_scenario_rl", "student_half", "student_quarter", "rl_only_quarter"):
         assert f"| {label} |" in table
     rows = (res / "report" / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + 9 and rows[0].startswith("checkpoint,parameters,heldout_pass@1")
+    assert len(rows) == 1 + 11 and rows[0].startswith("checkpoint,parameters,heldout_pass@1")
     claims = (res / "report" / "claims.md").read_text()
     assert "Distillation beats RL on the same small model (student quarter)" in claims
     for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
@@ -121,12 +122,13 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     sft_file_cfg = project / "conf" / "stage" / "cold_start_sft.yaml"
     eval_cfg, sft_cfg = eval_file.read_text(), sft_file_cfg.read_text()
     edit(eval_file, "temperature: 0.6", "temperature: 0.7")
-    assert planned_jobs(project) == {"evaluate": 9, "report": 1, "all": 1}
+    assert planned_jobs(project) == {"evaluate": 11, "report": 1, "all": 1}
     eval_file.write_text(eval_cfg)
     sft_file_cfg.write_text(sft_cfg + "optim: {lr: 1.0e-4}\n")
+    # (the RL-only student's cold start uses the same section: it reruns too)
     after_cold_start = {"cold_start_sft": 1, "reasoning_rl": 1, "sample": 4, "curate": 2, "general_sft": 1,
                         "reward_model": 2, "all_scenario_rl": 1, "distill": 2, "student_cold_start": 1,
-                        "evaluate": 7, "report": 1, "all": 1}
+                        "student_rl": 1, "evaluate": 7, "report": 1, "all": 1}
     assert planned_jobs(project) == after_cold_start
     sft_file_cfg.write_text(sft_cfg)
     assert planned_jobs(project) == {}, "an identical re-resolve reruns nothing"
@@ -146,7 +148,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     assert planned_jobs(project) == {"pretrain": 1, "cold_start_sft": 1, "r1_zero": 1, "reasoning_rl": 1,
                                      "sample": 4, "curate": 2, "general_sft": 1, "reward_model": 2,
                                      "all_scenario_rl": 1, "student_pretrain": 2, "distill": 2,
-                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 9, "report": 1, "all": 1}
+                                     "student_cold_start": 1, "student_rl": 1, "evaluate": 11, "report": 1, "all": 1}
     sft_file.write_text(sft_code)
 
     # a student's size reruns that student only
@@ -155,7 +157,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
     experiment_file = project / "conf" / "experiment" / f"{EXPERIMENT}.yaml"
     students_cfg = experiment_file.read_text()
     edit(experiment_file, "half: {hidden_size: 16, intermediate_size: 32}", "half: {hidden_size: 16, intermediate_size: 48}")
-    assert planned_jobs(project) == {"student_pretrain": 1, "distill": 1, "evaluate": 1, "report": 1, "all": 1}
+    assert planned_jobs(project) == {"student_pretrain": 1, "distill": 1, "evaluate": 2, "report": 1, "all": 1}
     experiment_file.write_text(students_cfg)
 
     check_lineage(uri, res)
@@ -179,13 +181,15 @@ def check_lineage(uri: str, res: Path) -> None:
     stage_runs = [r for s, rs in by_stage.items() if s != "pipeline" for r in rs]
     # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, rejection sampling (shards, 2 samples,
     # merge), general_sft, 2 reward models, all_scenario_rl, distill_data (4 runs), 2 students x
-    # (pretrain, distill), the RL-only student's cold start and RL, 9 evaluations, the report
-    assert len(stage_runs) == 13 + 4 + 4 + 2 + 9 + 1
+    # (pretrain, distill), the RL-only student's cold start and RL, 11 evaluations, the report
+    assert len(stage_runs) == 13 + 4 + 4 + 2 + 11 + 1
     assert all(r.data.tags["mlflow.parentRunId"] == pipeline.info.run_id for r in stage_runs)
     for r in stage_runs:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
     pre = json.loads((res / "pretrain" / "run.json").read_text())
-    sft = client.get_run(by_stage["cold_start_sft"][0].info.run_id)  # search_runs omits model inputs
+    # the teacher's cold start (the RL-only student has one too); search_runs omits model inputs
+    sft = client.get_run(json.loads((res / "cold_start_sft" / "run.json").read_text())["run_id"])
+    assert len(by_stage["cold_start_sft"]) == 2 and len(by_stage["pretrain"]) == 3
     assert pre["run_id"] in sft.data.tags["r1.upstream_run_ids"]
     assert pre["model_id"] in [m.model_id for m in sft.inputs.model_inputs]
     digests = {d.dataset.digest for d in sft.inputs.dataset_inputs}
