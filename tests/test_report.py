@@ -20,8 +20,8 @@ def rl_history(lengths, pass1):
     return hist + [{"step": 30 * i, "eval/pass@1": p} for i, p in enumerate(pass1)]
 
 
-def verdicts(by_label, runs, students):
-    return {c["claim"]: c["verdict"] for c in check_claims(by_label, runs, students)}
+def verdicts(by_label, runs, students, checks_n=None):
+    return {c["claim"]: c["verdict"] for c in check_claims(by_label, runs, students, checks_n)}
 
 
 def test_claims_follow_the_numbers():
@@ -49,6 +49,11 @@ def test_claims_follow_the_numbers():
     assert v["Cold start makes RL better and faster; R1-Zero's drawback is readability"] == "reproduced"
     assert v["Larger students distil better, all below the teacher"] == "partly"
     assert "**not reproduced**" in claims_markdown(check_claims(bad, runs, ["medium", "small"]))
+    # R1-Zero judged on its own template: its checks rose 5 -> 8 %, within the noise of 200 prompts...
+    assert verdicts(bad, runs, ["medium", "small"], 200)["RL raises pass@1 a lot"] == "partly"
+    # ...but 5 -> 30 % is a rise, whatever the base scores on the chat template
+    runs["r1_zero"] = rl_history([30] * 20, [0.05, 0.30])
+    assert verdicts(bad, runs, ["medium", "small"], 200)["RL raises pass@1 a lot"] == "reproduced"
 
 
 def test_results_table_lists_every_checkpoint_with_its_interval():
