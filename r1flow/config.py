@@ -62,7 +62,7 @@ class DataConfig:
     heldout_permille: int = 150  # share of the expression space (by hash) that is held out
     max_abs: int = 99  # drop items whose solution leaves the tokenizer's integer range
     n_train: int = 4000  # RL / rejection-sampling prompts
-    n_heldout: int = 1000  # evaluation prompts (pass@1's 95% interval ~ +-2.5 points)
+    n_heldout: int = 1000  # evaluation prompts (tiny world: pass@1's 95% interval ~ +-2 points at 1,000)
     n_hard: int = 400
     n_cold_start: int = 2000  # R1: "thousands" of long-CoT cold-start examples
     # share of cold-start answers written tersely: the value alone, without the intermediate rewrites
