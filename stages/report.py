@@ -138,8 +138,8 @@ def plot_pass_at_1(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
     y = range(len(rows))
     held = [split_value(r, "heldout") or 0 for r in rows]
-    err = [[h - (r["metrics"]["splits"].get("heldout", {}).get("pass@1_ci95") or [h, h])[0] for h, r in zip(held, rows)],
-           [(r["metrics"]["splits"].get("heldout", {}).get("pass@1_ci95") or [h, h])[1] - h for h, r in zip(held, rows)]]
+    cis = [r["metrics"]["splits"].get("heldout", {}).get("pass@1_ci95") or [h, h] for h, r in zip(held, rows)]
+    err = [[h - lo for h, (lo, _) in zip(held, cis)], [hi - h for h, (_, hi) in zip(held, cis)]]
     ax.barh([i + 0.2 for i in y], held, height=0.4, xerr=err, label="held-out", color="#4C72B0", capsize=2)
     ax.barh([i - 0.2 for i in y], [split_value(r, "hard") or 0 for r in rows], height=0.4, label="harder",
             color="#DD8452")
@@ -335,7 +335,9 @@ def claims_markdown(claims: list[dict]) -> str:
 
 def register(ctx: StageContext, by_label: dict[str, dict], students: list[str]) -> list[dict]:
     """The final model and each student as versions of the registered model, with their aliases."""
-    from tracking.registry import as_dict, register_checkpoint
+    from dataclasses import asdict
+
+    from tracking.registry import register_checkpoint
 
     rcfg = ctx.cfg.report
     aliases = dict(rcfg.aliases)
@@ -348,7 +350,7 @@ def register(ctx: StageContext, by_label: dict[str, dict], students: list[str]) 
             continue
         entry = register_checkpoint(row["record"]["model_id"], rcfg.registered_model, alias, label)
         ctx.run.log_input_model(entry.model_id)
-        entries.append(as_dict(entry))
+        entries.append(asdict(entry))
         log.info("registered %s as %s (version %s)", label, entry.uri, entry.version)
     return entries
 

@@ -10,7 +10,7 @@ is addressed as ``models:/r1flow-tiny@r1`` or ``models:/r1flow-tiny@student-smal
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mlflow.tracking import MlflowClient
 
@@ -66,7 +66,3 @@ def resolve_model_uri(uri: str, client: MlflowClient | None = None) -> str:
     except Exception as exc:  # noqa: BLE001 - unknown model or alias
         raise TrackingError(f"cannot resolve {uri}: {exc}") from exc
     return version.run_id
-
-
-def as_dict(entry: Registered) -> dict:
-    return asdict(entry)
