@@ -26,9 +26,10 @@ import torch
 
 def setup(args):
     from r1flow.config import compose
-    from r1flow.models import build_model
-    from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
-    from r1flow.world import make_split
+    from r1flow.harness.models import build_model
+    from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
+    from r1flow.world.corpus import make_split
+    from r1flow.world.tokenizer import build_tokenizer
 
     cfg = compose([f"experiment={args.experiment}"])
     items = make_split(cfg.data, "train", 512, 1)
@@ -43,9 +44,9 @@ def run_ours(args) -> dict:
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
 
-    from r1flow.grpo import GRPOModule
-    from r1flow.rollout import HFGenerator
-    from r1flow.tokenizer import render_prompt
+    from r1flow.sampling.prompts import render_prompt
+    from r1flow.sampling.rollout import HFGenerator
+    from r1flow.train.grpo import GRPOModule
 
     cfg, items, tok, model = setup(args)
     g = cfg.reasoning_rl
@@ -79,8 +80,8 @@ def run_trl(args) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from r1flow.tasks import is_correct
-    from r1flow.tokenizer import render_prompt
+    from r1flow.sampling.prompts import render_prompt
+    from r1flow.sampling.verify import is_correct
 
     cfg, items, tok, model = setup(args)
     by_prompt = {render_prompt(tok, it["question"]): it for it in items}

@@ -24,10 +24,11 @@ def worker(threads: int, prompts: int, k: int, hidden: int, max_new_tokens: int)
 
     torch.set_num_threads(threads)
     from r1flow.config import compose
-    from r1flow.models import build_model
-    from r1flow.rollout import HFGenerator, SamplingParams
-    from r1flow.tokenizer import build_tokenizer, render_prompt
-    from r1flow.world import make_split
+    from r1flow.harness.models import build_model
+    from r1flow.sampling.prompts import render_prompt
+    from r1flow.sampling.rollout import HFGenerator, SamplingParams
+    from r1flow.world.corpus import make_split
+    from r1flow.world.tokenizer import build_tokenizer
 
     cfg = compose(["experiment=tiny", f"model.hidden_size={hidden}"])
     items = make_split(cfg.data, "heldout", prompts, 2)

@@ -22,18 +22,19 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from r1flow.config import compose
-from r1flow.fit import render_sft_rows
-from r1flow.models import build_model
-from r1flow.sft import (
+from r1flow.harness.models import build_model
+from r1flow.runners.sft import render_sft_rows
+from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
+from r1flow.train.sft import (
     BucketBatchSampler,
     CausalLMModule,
     PromptResponseDataset,
     adamw_with_schedule,
     pad_collate,
 )
-from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
-from r1flow.training import build_trainer
-from r1flow.world import cold_start_rows, make_split
+from r1flow.train.trainer import build_trainer
+from r1flow.world.corpus import cold_start_rows, make_split
+from r1flow.world.tokenizer import build_tokenizer
 
 
 class Timer(Callback):

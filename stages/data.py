@@ -16,80 +16,97 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from r1flow.datafiles import write_json, write_jsonl
-from r1flow.stage import StageContext, stage_main
-from r1flow.tasks import direct_response
-from r1flow.tokenizer import R1_ZERO_TEMPLATE, build_tokenizer
-from r1flow.world import (
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.harness.files import write_json, write_jsonl
+from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
+from r1flow.world.corpus import (
     assistant_content,
     cold_start_rows,
     general_sft_rows,
-    harmlessness_pairs,
-    helpfulness_pairs,
     make_general_split,
     make_split,
     pretraining_corpus,
-    safety_items,
 )
+from r1flow.world.preferences import harmlessness_pairs, helpfulness_pairs, safety_items
+from r1flow.world.tasks import direct_response
+from r1flow.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("r1flow.data")
+EVAL_FILES = ("heldout", "hard", "general", "safety")
 
 
-@stage_main("data")
-def main(ctx: StageContext) -> dict:
-    cfg, data = ctx.cfg, ctx.cfg.data
-    out = Path(ctx.out_dir)
+def reasoning_splits(data) -> tuple[dict[str, list[dict]], list[dict]]:
+    """The reasoning splits, and the cold-start questions: further training-split items, distinct
+    from the RL prompts."""
     splits = {
         "train": make_split(data, "train", data.n_train, 1),
         "heldout": make_split(data, "heldout", data.n_heldout, 2),
         "hard": make_split(data, "hard", data.n_hard, 3),
     }
-    # cold-start questions: further training-split items, distinct from the RL prompts
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
-    cold_items = [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
-    prefs: dict[str, list[dict]] = {}
-    if data.general_families:  # non-reasoning tasks: train prompts and the held-out "general" split
-        splits["general_train"] = make_general_split(data, "train", data.n_general_train, 6)
-        splits["general"] = make_general_split(data, "general", data.n_general_heldout, 7)
-        splits["safety_train"], splits["safety"] = safety_items(data, "train"), safety_items(data, "safety")
-        # preference data for the reward models, in the common prompt/chosen/rejected form
-        gen_train, gen_held = splits["general_train"], splits["general"]
-        prefs["helpfulness_train"] = helpfulness_pairs(gen_train, data.seed + 11)
-        prefs["helpfulness_heldout"] = helpfulness_pairs(gen_held, data.seed + 12)
-        n_benign = 4 * len(splits["safety_train"])  # benign prompts with and without a leak
-        prefs["harmlessness_train"] = harmlessness_pairs(splits["safety_train"], gen_train[:n_benign], data.seed + 13)
-        prefs["harmlessness_heldout"] = harmlessness_pairs(splits["safety"], gen_held[: 4 * len(splits["safety"])],
-                                                           data.seed + 14)
+    return splits, [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
+
+
+def general_splits(data, splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Add the non-reasoning splits (train prompts, the held-out "general" split, requests for a
+    secret) to ``splits``; return the reward models' preference pairs (prompt, chosen, rejected)."""
+    splits["general_train"] = make_general_split(data, "train", data.n_general_train, 6)
+    splits["general"] = make_general_split(data, "general", data.n_general_heldout, 7)
+    splits["safety_train"], splits["safety"] = safety_items(data, "train"), safety_items(data, "safety")
+    gen_train, gen_held = splits["general_train"], splits["general"]
+    n_benign = 4 * len(splits["safety_train"])  # benign prompts with and without a leak
+    return {
+        "helpfulness_train": helpfulness_pairs(gen_train, data.seed + 11),
+        "helpfulness_heldout": helpfulness_pairs(gen_held, data.seed + 12),
+        "harmlessness_train": harmlessness_pairs(splits["safety_train"], gen_train[:n_benign], data.seed + 13),
+        "harmlessness_heldout": harmlessness_pairs(splits["safety"], gen_held[: 4 * len(splits["safety"])],
+                                                   data.seed + 14),
+    }
+
+
+def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict):
+    """The tiny world's tokenizer over every text the world holds; an unknown token is a config error."""
+    texts = [r["question"] for rows in splits.values() for r in rows]
+    texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
+    texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
+    texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
+    texts.append(R1_ZERO_TEMPLATE)
+    tok = build_tokenizer(texts)
+    tok.save_pretrained(out / "tokenizer")
+    unk = sum(tok(t, add_special_tokens=False)["input_ids"].count(tok.unk_token_id) for t in texts)
+    if unk:
+        raise ValueError(f"config error: data: the tokenizer leaves {unk} unknown tokens in the task texts")
+    log.info("tokenizer: %d tokens", len(tok))
+    return tok
+
+
+def pretraining_files(data, out: Path, splits: dict, cold_items: list[dict], prefs: dict) -> dict:
+    """The tokenizer and the pretraining corpus of a model built from scratch."""
+    tok = world_tokenizer(out, splits, cold_items, prefs)
+    worked = make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
+    general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
+               if data.general_families and data.pretrain_general_frac else [])
+    return write_jsonl(out / "pretrain_corpus.jsonl", pretraining_corpus(data, worked, tok, general))
+
+
+@stage_main("data")
+def main(ctx: StageContext) -> dict:
+    cfg, data, out = ctx.cfg, ctx.cfg.data, Path(ctx.out_dir)
+    splits, cold_items = reasoning_splits(data)
+    prefs = general_splits(data, splits) if data.general_families else {}
     files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**splits, **prefs}.items()}
     if data.general_families:
         general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"])
         files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
     cold_rows = cold_start_rows(cold_items, data.cold_start_terse_frac, data.seed + 7)
     files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
-
     if cfg.model.init == "scratch":
-        vocab_texts = [r["question"] for rows in splits.values() for r in rows]
-        vocab_texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
-        vocab_texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
-        vocab_texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
-        vocab_texts.append(R1_ZERO_TEMPLATE)
-        tok = build_tokenizer(vocab_texts)
-        tok.save_pretrained(out / "tokenizer")
-        unk = sum(tok(t, add_special_tokens=False)["input_ids"].count(tok.unk_token_id) for t in vocab_texts)
-        if unk:
-            raise ValueError(f"config error: data: the tokenizer leaves {unk} unknown tokens in the task texts")
-        worked = make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
-        general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
-                   if data.general_families and data.pretrain_general_frac else [])
-        corpus = pretraining_corpus(data, worked, tok, general)
-        files["pretrain_corpus"] = write_jsonl(out / "pretrain_corpus.jsonl", corpus)
-        log.info("tokenizer: %d tokens", len(tok))
-
+        files["pretrain_corpus"] = pretraining_files(data, out, splits, cold_items, prefs)
     for name, info in files.items():
-        ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"],
-                            context="eval" if name in ("heldout", "hard", "general", "safety") or name.endswith("_heldout")
-                            else "train", num_rows=info["rows"])
+        context = "eval" if name in EVAL_FILES or name.endswith("_heldout") else "train"
+        ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"], context=context,
+                            num_rows=info["rows"])
     write_json(out / "manifest.json", files)
     ctx.run.log_artifact(str(out / "manifest.json"))
     return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}

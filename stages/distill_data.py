@@ -1,23 +1,20 @@
-"""Distillation data (R1_RECIPE.md §1, §4): the final model's verified, readable samples.
+"""Distillation data (§2.4): the curation of rejection sampling run on the final model, the tiny
+world's version of the paper's 800k samples that the students learn from.
 
-    python -m stages.distill_data [distill_data.n=8] [io.init_model=results/tiny/all_scenario_rl/model]
+    python -m stages.distill_data [distill_data.n=8]
 
-The rejection-sampling machinery (r1flow/curation_stage.py, the same verifier and filters) run on
-the all-scenario-RL model over the training prompts: the tiny world's version of the paper's 800k
-samples that the students are trained on (``stages.distill``).
-
-Output: ``<out_dir>/reasoning_sft.jsonl``, ``report.json``, ``lengths.png``.
+Output: ``reasoning_sft.jsonl``, ``report.json`` and ``lengths.png``.
 """
 
 from __future__ import annotations
 
-from r1flow.curation_stage import run_curation
-from r1flow.stage import StageContext, stage_main
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.runners.curation import run_curation
 
 
-@stage_main("distill_data", upstream=("data", "all_scenario_rl"))
+@stage_main("distill_data")
 def main(ctx: StageContext) -> dict:
-    return run_curation(ctx, "distill_data")
+    return run_curation(ctx)
 
 
 if __name__ == "__main__":

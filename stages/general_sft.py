@@ -1,28 +1,22 @@
-"""Stage 3b of R1: general SFT on rejection-sampled reasoning data mixed with non-reasoning data.
+"""Stage 3b of R1 (§2.3.3): SFT on the rejection-sampled reasoning data mixed with non-reasoning
+data (tasks answered directly, without a CoT; requests for a secret refused).
 
     python -m stages.general_sft [general_sft.general_frac=0.4] [general_sft.start_from=reasoning_rl]
 
-R1 restarts this SFT from the base model, not from the reasoning-RL checkpoint; ``start_from``
-picks another stage's export instead (``io.init_model`` overrides both).
-
-Input: ``general_sft.reasoning_data`` (the rejection-sampling stage's ``reasoning_sft.jsonl``) and
-``<data_dir>/general_sft.jsonl`` (non-reasoning tasks answered directly), mixed so that non-reasoning
-rows are a share ``general_frac`` of the whole (r1flow/fit.py, shared with distillation).
-Output: ``<out_dir>/model`` (HF checkpoint).
+R1 restarts this SFT from the base model, not from the reasoning-RL checkpoint;
+``general_sft.start_from`` names another stage instead, and the DAG and the lineage follow.
+Output: ``model/``.
 """
 
 from __future__ import annotations
 
-from r1flow.fit import run_mixed_sft
-from r1flow.stage import StageContext, base_model, stage_main
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.runners.sft import run_mixed_sft
 
 
-@stage_main("general_sft", upstream=("data", "pretrain", "rejection_sampling"))
+@stage_main("general_sft")
 def main(ctx: StageContext) -> dict:
-    cfg = ctx.cfg
-    start = cfg.general_sft.start_from
-    init = base_model(ctx) if cfg.io.init_model or start == "base" else f"{cfg.results_dir}/{start}/model"
-    return run_mixed_sft(ctx, "general_sft", init, cfg.rejection_sampling.dataset)
+    return run_mixed_sft(ctx)
 
 
 if __name__ == "__main__":

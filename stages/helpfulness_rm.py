@@ -1,22 +1,20 @@
-"""Stage 4 of R1: the helpfulness reward model (r1flow/reward_model.py).
+"""Stage 4 of R1 (§2.3.4): the helpfulness reward model, pairwise (Bradley-Terry) on the final
+summary only, so that reasoning is not judged.
 
-    python -m stages.helpfulness_rm [helpfulness_rm.optim.lr=1e-4] [helpfulness_rm.train_data=/data/prefs.jsonl]
+    python -m stages.helpfulness_rm [helpfulness_rm.train_data=/data/prefs.jsonl helpfulness_rm.heldout_data=...]
 
-Input: the ``helpfulness_rm.start_from`` stage's model (default: general_sft) and the
-``prompt, chosen, rejected`` files ``helpfulness_rm.train_data`` / ``heldout_data``.
-Output: ``<out_dir>/model`` (an HF sequence-classification checkpoint with one label) and the
-held-out accuracy (in done.json and the MLflow run).
+Output: ``model/`` (a sequence-classification checkpoint, one score) and the held-out accuracy.
 """
 
 from __future__ import annotations
 
-from r1flow.reward_model import run_reward_model
-from r1flow.stage import StageContext, stage_main
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.runners.reward_model import run_reward_model
 
 
-@stage_main("helpfulness_rm", upstream=("data", "general_sft"))
+@stage_main("helpfulness_rm")
 def main(ctx: StageContext) -> dict:
-    return run_reward_model(ctx, "helpfulness_rm")
+    return run_reward_model(ctx)
 
 
 if __name__ == "__main__":

@@ -3,28 +3,25 @@
     python -m stages.pretrain [experiment=smoke] [pretrain.max_steps=3000] [model.hidden_size=192]
 
 Real experiments skip this stage: their base model is ``model.name_or_path``.
-Output: ``<out_dir>/model`` (HF checkpoint: safetensors + tokenizer + chat template).
+Students are pretrained the same way (``student=<name>``: the teacher's model section with the
+student's overrides). Output: ``model/`` (HF checkpoint: safetensors, tokenizer, chat template).
 """
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-from r1flow.datafiles import file_digest, read_jsonl
-from r1flow.fit import fit_and_export
-from r1flow.models import build_model, load_tokenizer
-from r1flow.sft import PackedBlocks, pack_documents
-from r1flow.stage import StageContext, stage_main
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.harness.files import file_digest, read_jsonl
+from r1flow.harness.models import build_model, load_tokenizer
+from r1flow.runners.sft import fit_and_export
+from r1flow.train.sft import PackedBlocks, pack_documents
 
 
-@stage_main("pretrain", upstream=("data",))
+@stage_main("pretrain")
 def main(ctx: StageContext) -> dict:
     cfg, pcfg = ctx.cfg, ctx.cfg.pretrain
-    if cfg.model.init != "scratch":
-        raise ValueError("config error: model.init: pretraining builds a model from scratch; "
-                         f"with init={cfg.model.init!r} the base model is model.name_or_path")
-    data_dir = Path(cfg.io.data_dir)
+    data_dir = ctx.data_dir
     tok = load_tokenizer(str(data_dir / "tokenizer"))
     corpus_path = data_dir / "pretrain_corpus.jsonl"
     docs = [r["text"] for r in read_jsonl(corpus_path, required=["text"])]

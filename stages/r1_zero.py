@@ -1,20 +1,21 @@
-"""The R1-Zero branch: GRPO straight from the base model, R1-Zero template, accuracy + format.
+"""The R1-Zero branch (§2.2): GRPO straight from the base model, on the R1-Zero template
+(Table 1), with rule rewards only: accuracy and format, equal weight.
 
-    python -m stages.r1_zero [experiment=smoke]
+    python -m stages.r1_zero [experiment=smoke] [r1_zero.max_steps=100]
 
-Input: ``io.init_model`` (default: the base model — the pretrain stage's export or
-``model.name_or_path``). Output: ``<out_dir>/model`` and ``curves.png``.
+Output: ``model/``, ``curves.png`` (reward, held-out pass@1 on its own template, length) and
+``history.json``.
 """
 
 from __future__ import annotations
 
-from r1flow.grpo_stage import run_grpo
-from r1flow.stage import StageContext, base_model, stage_main
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.runners.grpo import run_grpo
 
 
-@stage_main("r1_zero", upstream=("data", "pretrain"))
+@stage_main("r1_zero")
 def main(ctx: StageContext) -> dict:
-    return run_grpo(ctx, "r1_zero", base_model(ctx))
+    return run_grpo(ctx)
 
 
 if __name__ == "__main__":

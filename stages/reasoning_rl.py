@@ -1,22 +1,21 @@
-"""Stage 2 of R1: reasoning-oriented RL (GRPO, rule rewards) from the cold-start checkpoint.
+"""Stage 2 of R1 (§2.3.2): reasoning-oriented RL (GRPO) from the cold-start checkpoint; the reward
+is accuracy + format + language consistency.
 
     python -m stages.reasoning_rl [experiment=smoke] [reasoning_rl.beta=0.04]
     python -m stages.reasoning_rl -m reasoning_rl.beta=0,0.001,0.04     # a sweep against the DAG's checkpoint
 
-Input: ``io.init_model`` (default: the cold_start_sft stage's export) and ``<data_dir>/train.jsonl``.
-Output: ``<out_dir>/model`` (HF checkpoint) and ``curves.png`` (reward, held-out pass@1, length).
+Output: ``model/``, ``curves.png`` (reward, held-out pass@1, response length) and ``history.json``.
 """
 
 from __future__ import annotations
 
-from r1flow.grpo_stage import run_grpo
-from r1flow.stage import StageContext, stage_main, stage_output
+from r1flow.harness.entry import StageContext, stage_main
+from r1flow.runners.grpo import run_grpo
 
 
-@stage_main("reasoning_rl", upstream=("data", "cold_start_sft"))
+@stage_main("reasoning_rl")
 def main(ctx: StageContext) -> dict:
-    init = ctx.cfg.io.init_model or f"{stage_output(ctx.cfg, 'cold_start_sft')}/model"
-    return run_grpo(ctx, "reasoning_rl", init)
+    return run_grpo(ctx)
 
 
 if __name__ == "__main__":

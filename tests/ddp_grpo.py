@@ -13,11 +13,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from r1flow.config import compose
-from r1flow.grpo import GRPOModule
-from r1flow.models import build_model
-from r1flow.rollout import HFGenerator
-from r1flow.tokenizer import build_tokenizer, render_prompt
-from r1flow.world import make_split
+from r1flow.harness.models import build_model
+from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.rollout import HFGenerator
+from r1flow.train.grpo import GRPOModule
+from r1flow.world.corpus import make_split
+from r1flow.world.tokenizer import build_tokenizer
 
 
 def main(out: Path) -> None:

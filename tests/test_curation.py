@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from r1flow.curation import (
+from r1flow.runners.sft import mix, render_sft_rows
+from r1flow.sampling.curation import (
     FILTERS,
     FilterLimits,
     curate,
@@ -13,9 +14,9 @@ from r1flow.curation import (
     reject_reason,
     sft_row,
 )
-from r1flow.fit import mix, render_sft_rows
-from r1flow.tasks import cot_response, direct_response
-from r1flow.tokenizer import build_tokenizer, render_prompt
+from r1flow.sampling.prompts import render_prompt
+from r1flow.world.tasks import cot_response, direct_response
+from r1flow.world.tokenizer import build_tokenizer
 
 ITEM = {"id": "chain_sum-train-1", "family": "chain_sum", "answer": "-4",
         "question": "State the final answer to the following arithmetic problem: 4 - 1 - 7 =",

@@ -11,8 +11,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from r1flow.config import compose, validate
-from r1flow.grpo import GRPOModule
-from r1flow.grpo_loss import (
+from r1flow.harness.models import build_model
+from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.rollout import Completion
+from r1flow.train.grpo import GRPOModule
+from r1flow.train.grpo_loss import (
     aggregate_loss,
     completion_logprobs,
     group_advantages,
@@ -20,9 +23,7 @@ from r1flow.grpo_loss import (
     per_token_loss,
     zero_std_groups,
 )
-from r1flow.models import build_model
-from r1flow.rollout import Completion
-from r1flow.tokenizer import EOS, build_tokenizer, render_prompt
+from r1flow.world.tokenizer import EOS, build_tokenizer
 
 
 def test_group_advantages_hand_computed():

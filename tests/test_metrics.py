@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from r1flow.evaluation import aggregate, majority_vote, mean_ci95, pass_at_k
+from r1flow.sampling.evaluation import aggregate, majority_vote, mean_ci95, pass_at_k
 
 
 def test_pass_at_k_hand_values():

@@ -11,8 +11,9 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from r1flow.config import compose
-from r1flow.models import build_model
-from r1flow.reward_model import (
+from r1flow.harness.models import build_model
+from r1flow.sampling.rewards import format_reward, harmlessness_rm, helpfulness_rm
+from r1flow.train.reward_model import (
     PreferenceDataset,
     RewardModule,
     RewardScorer,
@@ -22,8 +23,7 @@ from r1flow.reward_model import (
     preference_collate,
     scored_part,
 )
-from r1flow.rewards import format_reward, harmlessness_rm, helpfulness_rm
-from r1flow.tokenizer import build_tokenizer
+from r1flow.world.tokenizer import build_tokenizer
 
 
 def test_bradley_terry_and_pointwise_losses_by_hand():

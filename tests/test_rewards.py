@@ -7,7 +7,7 @@ import math
 import pytest
 
 from r1flow.config import compose
-from r1flow.rewards import REWARDS, combined_rewards, get_reward
+from r1flow.sampling.rewards import REWARDS, combined_rewards, get_reward
 
 ITEM = {"id": "x", "family": "chain_sum", "answer": "-4",
         "question": "State the final answer to the following arithmetic problem: 4 - 1 - 7 =",

@@ -25,7 +25,7 @@ def test_smoke_stages_produce_hf_checkpoints(smoke_world):
 
 def test_from_pretrained_path_loads_a_locally_saved_checkpoint(smoke_world):
     from r1flow.config import compose
-    from r1flow.models import load_model, load_tokenizer
+    from r1flow.harness.models import load_model, load_tokenizer
 
     cfg = compose(["experiment=smoke", "model.init=pretrained", f"model.name_or_path={smoke_world}/pretrain/model"])
     tok = load_tokenizer(cfg.model.name_or_path)

@@ -166,7 +166,7 @@ def test_end_to_end_reruns_and_lineage(project, tmp_path):
 def check_lineage(uri: str, res: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from r1flow.datafiles import file_digest
+    from r1flow.harness.files import file_digest
     from tracking.stage import mlflow_dataset_digest as mlflow_digest
 
     client = MlflowClient(tracking_uri=uri)

@@ -1,0 +1,105 @@
+"""Checks beyond types, before any compute: each failure names the key and what is allowed.
+
+Types, unknown keys and the choices of enum fields are checked by OmegaConf at composition; the
+edges a knob chooses (``general_sft.start_from``, ...) by the stage table (r1flow/dag.py); reward
+names by the reward registry when a GRPO stage starts or the Snakefile is read.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from r1flow.config.base import ModelConfig
+from r1flow.config.rl import GRPOConfig
+from r1flow.config.sampling import CurationConfig
+from r1flow.config.training import MixedSFTConfig, PretrainConfig, RewardModelConfig, SFTConfig
+
+SPLITS = ("heldout", "hard", "train", "general", "safety")
+GENERAL_SPLITS = ("general", "safety")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run, with the key in the message."""
+
+    def __init__(self, key: str, why: str):
+        super().__init__(f"config error: {key}: {why}")
+
+
+def sections_of(cfg: DictConfig, schema: type) -> list[str]:
+    """The top-level sections whose schema is ``schema`` (or a subclass)."""
+    return [k for k in cfg if isinstance(cfg[k], DictConfig) and issubclass(OmegaConf.get_type(cfg[k]) or dict, schema)]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first value that cannot run."""
+    _model(cfg.model, "model")
+    if not cfg.data.families:
+        raise ConfigError("data.families", "at least one reasoning-gym family is required")
+    if not 0 < cfg.data.heldout_permille < 1000:
+        raise ConfigError("data.heldout_permille", "must be in (0, 1000)")
+    _evaluation(cfg)
+    for name in sections_of(cfg, GRPOConfig):
+        validate_grpo(cfg[name], name)
+    for name in sections_of(cfg, CurationConfig):
+        if min(cfg[name].n, cfg[name].max_per_prompt, cfg[name].shard_size) < 1:
+            raise ConfigError(name, "n, max_per_prompt and shard_size must be >= 1")
+    for name in sections_of(cfg, MixedSFTConfig):
+        if not 0 <= cfg[name].general_frac < 1:
+            raise ConfigError(f"{name}.general_frac", "must be in [0, 1)")
+    for name in sections_of(cfg, SFTConfig) + sections_of(cfg, RewardModelConfig) + sections_of(cfg, PretrainConfig):
+        if cfg[name].batch_size < 1:
+            raise ConfigError(f"{name}.batch_size", "must be >= 1")
+        if not 0 < cfg[name].optim.lr < 1:
+            raise ConfigError(f"{name}.optim.lr", f"must be in (0, 1), got {cfg[name].optim.lr}")
+    _students(cfg)
+
+
+def _model(model: DictConfig, key: str) -> None:
+    if model.init == "pretrained" and not model.name_or_path:
+        raise ConfigError(f"{key}.name_or_path", "required when model.init=pretrained")
+    if model.hidden_size % model.num_heads or model.num_heads % model.num_kv_heads:
+        raise ConfigError(key, "hidden_size must divide by num_heads and num_heads by num_kv_heads")
+
+
+def _evaluation(cfg: DictConfig) -> None:
+    if cfg.evaluate.k < 1:
+        raise ConfigError("evaluate.k", "must be >= 1")
+    for key in ("splits", "general_splits"):
+        for split in cfg.evaluate[key]:
+            if split not in SPLITS:
+                raise ConfigError(f"evaluate.{key}", f"unknown split {split!r} ({', '.join(SPLITS)})")
+            if split in GENERAL_SPLITS and not cfg.data.general_families:
+                raise ConfigError(f"evaluate.{key}", f"the {split!r} split needs data.general_families")
+
+
+def _students(cfg: DictConfig) -> None:
+    model_keys = set(ModelConfig.__dataclass_fields__)
+    for name, overrides in cfg.students.items():
+        unknown = set(overrides) - model_keys
+        if unknown:
+            raise ConfigError(f"students.{name}", f"unknown model keys {sorted(unknown)} (a student overrides model.*)")
+        _model(OmegaConf.merge(cfg.model, overrides), f"students.{name}")
+    for name in cfg.rl_only_students:
+        if name not in cfg.students:
+            raise ConfigError("rl_only_students", f"{name!r} is not one of students ({', '.join(cfg.students) or 'none'})")
+
+
+def validate_grpo(g: DictConfig, name: str) -> None:
+    """GRPO's batch arithmetic, checked before any compute."""
+    if g.group_size < 2:
+        raise ConfigError(f"{name}.group_size", "GRPO needs at least 2 completions per prompt")
+    if g.generation_batch_size % g.group_size:
+        raise ConfigError(f"{name}.generation_batch_size",
+                          f"{g.generation_batch_size} is not a multiple of group_size={g.group_size} "
+                          "(a rollout holds whole groups of G completions per prompt)")
+    if g.mini_batch_size % g.group_size or g.generation_batch_size % g.mini_batch_size:
+        raise ConfigError(f"{name}.mini_batch_size",
+                          f"{g.mini_batch_size} must be a multiple of group_size={g.group_size} and divide "
+                          f"generation_batch_size={g.generation_batch_size}")
+    if g.mu < 1 or g.beta < 0 or g.temperature <= 0:
+        raise ConfigError(f"{name}.mu/beta/temperature", "need mu >= 1, beta >= 0, temperature > 0")
+    if not 0 <= g.general_prompt_frac <= 1 or g.general_last_steps < 0:
+        raise ConfigError(f"{name}.general_prompt_frac",
+                          "needs 0 <= general_prompt_frac <= 1 and general_last_steps >= 0")
+    if g.general_prompt_frac > 0 and g.general_last_steps > 0 and not g.general_rewards:
+        raise ConfigError(f"{name}.general_rewards", "general prompts need rewards of their own (e.g. format)")

@@ -1,0 +1,277 @@
+"""The R1 recipe as a table: every stage, where its model comes from, what it reads and writes, how
+it is evaluated and what it asks of a cluster, declared once (DeepSeek-R1, arXiv:2501.12948).
+
+Everything else is derived from :data:`STAGES` through :class:`DAG`:
+
+- the Snakefile's rules (rules/*.smk) take their inputs, outputs, commands and resources from it
+  (r1flow/harness/jobs.py);
+- a stage run by hand takes its default ``io.init_model`` and ``io.upstream`` from it, so it reads
+  what the DAG would give it and records the same lineage (r1flow/harness/entry.py);
+- the report takes its checkpoint labels, their order and the RL runs from it.
+
+A knob that chooses an edge (``general_sft.start_from``, ``rejection_sampling.sampler``,
+``*_rm.start_from``) and the students move the DAG and the lineage; a bad value fails here, before
+any job, naming the key and the values allowed (the base model, or an earlier stage's model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from omegaconf import DictConfig, OmegaConf
+
+from r1flow.config import config_view, with_student
+from r1flow.config.validate import ConfigError
+
+BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_or_path (init=pretrained)
+DATA = "data"
+MODEL = "model"  # the output directory of a stage's Hugging Face checkpoint
+
+
+class Kind(StrEnum):
+    """What a stage does; stages of one kind share their runner (r1flow/runners/)."""
+
+    data = "data"
+    pretrain = "pretrain"
+    sft = "sft"
+    grpo = "grpo"
+    curation = "curation"
+    reward_model = "reward_model"
+    evaluate = "evaluate"
+    report = "report"
+
+
+@dataclass(frozen=True)
+class Eval:
+    """How a stage's checkpoint is evaluated."""
+
+    label: str | None  # its name in evaluations and in the report (None: the teacher's is not evaluated)
+    student_label: str | None = None  # a student's version of it, e.g. "rl_only_{student}"
+    template: str | None = None  # config key holding its prompt template (default: evaluate.template)
+    general: bool = False  # trained on non-reasoning data: also evaluated on evaluate.general_splits
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the recipe. Its name is its config section and its entry module ``stages.<name>``."""
+
+    name: str
+    kind: Kind
+    phase: str  # the recipe phase it belongs to: rules/<phase>.smk
+    paper: str  # where the paper describes it
+    init: str | None = None  # its model comes from: BASE, a stage, or the config key naming one (has a '.')
+    reads: tuple[str, ...] = ()  # other upstream stages whose outputs it reads (all stages read data)
+    outputs: tuple[str, ...] = ()  # what its rule declares besides done.json; "model" is a directory
+    plots: str | None = None  # report category of its .png/.md outputs (snakemake --report)
+    evaluated: Eval | None = None
+    view: tuple[str, ...] = ()  # config sections its outputs depend on, besides its own section
+    resources: str = "train"  # job class: conf resources.<class>
+    teacher: bool = True  # run for the teacher model
+    students: str | None = None  # also run for students: "all", or "rl_only" (rl_only_students)
+    critical: bool = False  # on the main chain: scheduled ahead of side jobs (evaluations)
+    exclusive: bool = False  # every other job waits for it: it takes two cores when it can
+
+    @property
+    def module(self) -> str:
+        return f"stages.{self.name}"
+
+    @property
+    def knob(self) -> str | None:
+        """The config key that chooses this stage's starting model, if a knob does."""
+        return self.init if self.init and "." in self.init else None
+
+    @property
+    def makes_model(self) -> bool:
+        return MODEL in self.outputs
+
+
+TRAIN = ("model", "trainer")  # the view of a training stage: the model, the Trainer and its section
+SAMPLE = ("model.dtype", "model.attn_implementation")  # the view of a sampling stage
+RL_PLOTS, LM = "RL curves", (MODEL,)
+
+STAGES: tuple[Stage, ...] = (
+    Stage("data", Kind.data, "common", "§2.2.2, §2.3.1 (prompts, cold-start data)", resources="light",
+          outputs=("train.jsonl", "heldout.jsonl", "hard.jsonl", "cold_start.jsonl"),
+          view=("model.init", "model.name_or_path"), critical=True),
+    Stage("pretrain", Kind.pretrain, "reasoning", "the base model (the paper's is DeepSeek-V3-Base)",
+          outputs=LM, evaluated=Eval("base", "base_{student}"), view=TRAIN, students="all", critical=True,
+          exclusive=True),
+    Stage("r1_zero", Kind.grpo, "reasoning", "§2.2 (R1-Zero), Table 1 (template)", init=BASE,
+          outputs=(MODEL, "curves.png"), plots=RL_PLOTS, evaluated=Eval("r1_zero", template="r1_zero.template"),
+          view=TRAIN, resources="rl"),
+    Stage("cold_start_sft", Kind.sft, "reasoning", "§2.3.1", init=BASE, outputs=LM,
+          evaluated=Eval("cold_start_sft"), view=TRAIN, students="rl_only", critical=True),
+    Stage("reasoning_rl", Kind.grpo, "reasoning", "§2.3.2", init="cold_start_sft", outputs=(MODEL, "curves.png"),
+          plots=RL_PLOTS, evaluated=Eval("reasoning_rl", "rl_only_{student}"), view=TRAIN, resources="rl",
+          students="rl_only", critical=True),
+    Stage("rejection_sampling", Kind.curation, "curation", "§2.3.3", init="rejection_sampling.sampler",
+          outputs=("reasoning_sft.jsonl", "report.json", "lengths.png"), plots="Curated data", view=SAMPLE,
+          resources="sample", critical=True),
+    Stage("general_sft", Kind.sft, "general", "§2.3.3", init="general_sft.start_from",
+          reads=("rejection_sampling",), outputs=LM, evaluated=Eval("general_sft", general=True), view=TRAIN,
+          critical=True),
+    Stage("helpfulness_rm", Kind.reward_model, "general", "§2.3.4", init="helpfulness_rm.start_from",
+          outputs=LM, view=TRAIN, critical=True),
+    Stage("harmlessness_rm", Kind.reward_model, "general", "§2.3.4", init="harmlessness_rm.start_from",
+          outputs=LM, view=TRAIN, critical=True),
+    Stage("all_scenario_rl", Kind.grpo, "general", "§2.3.4", init="general_sft",
+          reads=("helpfulness_rm", "harmlessness_rm"), outputs=(MODEL, "curves.png"), plots=RL_PLOTS,
+          evaluated=Eval("all_scenario_rl", general=True), view=TRAIN, resources="rl", critical=True),
+    Stage("distill_data", Kind.curation, "curation", "§2.4", init="distill_data.sampler",
+          outputs=("reasoning_sft.jsonl", "report.json", "lengths.png"), plots="Curated data", view=SAMPLE,
+          resources="sample", critical=True),
+    Stage("distill", Kind.sft, "students", "§2.4, §4.1", init=BASE, reads=("distill_data",), outputs=LM,
+          evaluated=Eval(None, "student_{student}", general=True), view=TRAIN, teacher=False, students="all",
+          critical=True),
+    Stage("evaluate", Kind.evaluate, "report", "§3 (pass@1 over k samples, cons@k)", outputs=(
+          "metrics.json", "samples.jsonl", "pass_at_k.png"), plots="Evaluation", view=SAMPLE, resources="sample"),
+    Stage("report", Kind.report, "report", "§3, §4.1, Tables 2, 5, 6",
+          outputs=("results.md", "results.csv", "claims.md", "pass_at_1.png", "pass_at_k.png", "rl_curves.png",
+                   "distill_vs_rl.png"), plots="Report", view=("r1_zero.eval_prompts",), resources="light"),
+)
+BY_NAME = {s.name: s for s in STAGES}
+
+
+@dataclass(frozen=True)
+class Node:
+    """A stage as it runs in one experiment: the teacher's, a student's, or one evaluation."""
+
+    key: str  # its directory under results_dir: "cold_start_sft", "students/small/pretrain", "eval/base"
+    stage: Stage
+    student: str | None = None
+    init: str | None = None  # key of the node whose model it starts from (None: none, or an external base)
+    upstream: tuple[str, ...] = ()  # keys of the nodes it reads: data, its init, then the rest
+    label: str | None = None  # the label of its checkpoint's evaluation (an evaluation: what it evaluates)
+    template: str | None = None  # an evaluation: its prompt template
+    general: bool = False  # an evaluation: also on evaluate.general_splits
+
+
+def _label(stage: Stage, student: str | None) -> str | None:
+    """The evaluation label of ``stage``'s checkpoint for the teacher or ``student`` (None: not evaluated)."""
+    ev = stage.evaluated
+    if ev is None:
+        return None
+    if student:
+        return ev.student_label.format(student=student) if ev.student_label else None
+    return ev.label
+
+
+class DAG:
+    """The nodes of one experiment's DAG, in the recipe's order, with their edges resolved."""
+
+    def __init__(self, cfg: DictConfig, experiment: str | None = None):
+        self.cfg, self.experiment = cfg, experiment or cfg.name
+        self.results = str(cfg.results_dir)
+        self.scratch = cfg.model.init == "scratch"
+        self.nodes: dict[str, Node] = {}
+        for stage in STAGES:
+            if stage.teacher and stage.kind not in (Kind.evaluate, Kind.report):
+                if stage.kind is Kind.pretrain and not self.scratch:
+                    continue  # a real base model: the pipeline starts from model.name_or_path
+                self._add(stage, None)
+        for student in cfg.students:
+            for group in ("all", "rl_only"):  # the distilled student first, then the RL-only baseline
+                if group == "rl_only" and student not in cfg.rl_only_students:
+                    continue
+                for stage in STAGES:
+                    if stage.students == group:
+                        self._add(stage, student)
+        self.evaluations = self._evaluations()
+        for node in self.evaluations.values():
+            self.nodes[node.key] = node
+        evaluated = tuple(dict.fromkeys(n.upstream[-1] for n in self.evaluations.values() if n.init))
+        self.nodes["report"] = Node("report", BY_NAME["report"], upstream=evaluated)
+
+    # ---------------------------------------------------------------- building
+    def _resolve(self, name: str, student: str | None) -> str | None:
+        """The node a reference to stage ``name`` (or BASE) means for ``student``: the student's own
+        version when the student runs that stage, else the teacher's. None for an external base."""
+        if name == BASE:
+            name = "pretrain"
+            if not self.scratch:
+                return None
+        own = f"students/{student}/{name}" if student else name
+        return own if own in self.nodes else name
+
+    def _init_stage(self, stage: Stage) -> str | None:
+        """The stage ``stage`` starts from, with its knob's value checked against what may be chosen."""
+        if not stage.knob:
+            return stage.init
+        value = str(OmegaConf.select(self.cfg, stage.knob))
+        allowed = [BASE] + [s.name for s in STAGES[: STAGES.index(stage)]
+                            if s.teacher and s.kind in (Kind.sft, Kind.grpo)]
+        if value not in allowed:
+            raise ConfigError(stage.knob, f"{value!r} is not one of {', '.join(allowed)} (the base model or "
+                                          "an earlier stage's language model)")
+        return value
+
+    def _add(self, stage: Stage, student: str | None) -> None:
+        key = f"students/{student}/{stage.name}" if student else stage.name
+        init_stage = self._init_stage(stage)
+        init = self._resolve(init_stage, student) if init_stage else None
+        reads = [self._resolve(r, student) for r in stage.reads]
+        upstream = [] if stage.kind is Kind.data else [DATA]
+        upstream += [k for k in (init, *reads) if k and k not in upstream]
+        self.nodes[key] = Node(key, stage, student, init, tuple(upstream), _label(stage, student))
+
+    def _evaluations(self) -> dict[str, Node]:
+        """label -> the evaluation node of that checkpoint (the base first, in the recipe's order)."""
+        out = {}
+        evaluate = BY_NAME["evaluate"]
+        if not self.scratch:  # the external base model is evaluated too
+            out[BASE] = Node(f"eval/{BASE}", evaluate, label=BASE, upstream=(DATA,),
+                             template=self.cfg.evaluate.template)
+        for node in list(self.nodes.values()):
+            if node.label:
+                ev = node.stage.evaluated
+                template = OmegaConf.select(self.cfg, ev.template) if ev.template else self.cfg.evaluate.template
+                out[node.label] = Node(f"eval/{node.label}", evaluate, init=node.key, upstream=(DATA, node.key),
+                                       label=node.label, template=str(template), general=ev.general)
+        return out
+
+    # ---------------------------------------------------------------- queries
+    def node(self, stage: str, student: str | None = None) -> Node:
+        """The node of ``stage`` for the teacher or ``student``; a config error if the DAG has none."""
+        key = f"students/{student}/{stage}" if student else stage
+        if key in self.nodes:
+            return self.nodes[key]
+        if stage not in BY_NAME:
+            raise ConfigError("stage", f"{stage!r} is not a stage ({', '.join(BY_NAME)})")
+        runs = [n.student for n in self.nodes.values() if n.stage.name == stage and n.student]
+        if not student and runs:
+            raise ConfigError("student", f"{stage} trains a student: name one of {', '.join(runs)} "
+                                         f"(e.g. student={runs[0]})")
+        if student:
+            raise ConfigError("student", f"student {student!r} does not run {stage}"
+                              + (f" (students that do: {', '.join(runs)})" if runs else ""))
+        raise ConfigError("model.init", f"with model.init={self.cfg.model.init} the DAG has no {stage} stage "
+                                        "(a pretrained base model is model.name_or_path)")
+
+    def dir(self, key: str) -> str:
+        return f"{self.results}/{key}"
+
+    def model(self, key: str | None) -> str:
+        """The checkpoint of node ``key``; None: the external base model (model.name_or_path)."""
+        return f"{self.dir(key)}/{MODEL}" if key else str(self.cfg.model.name_or_path)
+
+    def init_model(self, node: Node) -> str | None:
+        """What ``node`` starts from (an evaluation: what it evaluates), or None (built from scratch)."""
+        if node.init or node.stage.init or node.stage.kind is Kind.evaluate and node.label == BASE:
+            return self.model(node.init)
+        return None
+
+    def upstream(self, node: Node) -> dict[str, str]:
+        """Upstream stage name -> output directory: what ``node`` reads, and its lineage."""
+        return {self.nodes[k].stage.name: self.dir(k) for k in node.upstream}
+
+    def view(self, node: Node) -> dict:
+        """The resolved config ``node``'s outputs depend on (its own section, then its stage's view)."""
+        return config_view(with_student(self.cfg, node.student), (node.stage.name, *node.stage.view))
+
+    def rl_runs(self) -> dict[str, Node]:
+        """The GRPO runs, by the name the report gives them (their evaluation label)."""
+        return {n.label or n.key: n for n in self.nodes.values() if n.stage.kind is Kind.grpo}
+
+    def students(self) -> list[str]:
+        return list(self.cfg.students)

@@ -1,0 +1,209 @@
+"""What the Snakefile's rules are made of, derived from the stage table (r1flow/dag.py).
+
+Snakemake tracks files and params, not the YAML under conf/ nor the Python a shell command runs.
+So when the Snakefile is read, :class:`Jobs` composes the experiment once, validates it (reward
+names included), resolves the DAG, and writes each node's config view to
+``results/<name>/config/<node>.yaml`` — rewritten only when its content changes. Each rule gets its
+view as an input file, its stage's code digest and its command line as params, and its edges as
+input files: a real edit of a stage's config, code or edges reruns that stage and its descendants,
+nothing else.
+
+A rule's directives come from one :class:`Rule`. Paths hold wildcards where one rule serves several
+nodes: ``{student}`` (a student's stages), ``{label}`` (evaluations), ``{curation}`` and
+``{shard}`` (the curation stages' parts).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from snakemake.io import directory, report
+
+from r1flow.config import compose
+from r1flow.config.validate import validate
+from r1flow.dag import BY_NAME, DAG, DATA, MODEL, Kind, Node, Stage
+from r1flow.harness.code import code_digest
+from r1flow.sampling.rewards import check_rewards
+
+CRITICAL = 10  # priority of the main chain (base -> ... -> students), ahead of side jobs (evaluations)
+DONE = "done.json"
+
+
+@dataclass
+class Rule:
+    """The directives of one rule: ``input`` is a function of the wildcards (``unpack`` it)."""
+
+    input: Callable
+    output: dict
+    params: dict
+    log: str
+    benchmark: str
+    threads: int = 1
+    priority: int = 0
+    resources: dict = field(default_factory=dict)
+
+
+class Jobs:
+    """The rules' directives for one experiment (``experiment``: what ``--config experiment=`` names)."""
+
+    def __init__(self, experiment: str, job_threads: int = 1, cores: int = 1, root: str | Path = "."):
+        cfg = compose([f"experiment={experiment}"])
+        validate(cfg)
+        self.dag = DAG(cfg, experiment)
+        for node in self.dag.nodes.values():
+            if node.stage.kind is Kind.grpo:
+                rms = {n for n in self.dag.upstream(node) if BY_NAME[n].kind is Kind.reward_model}
+                check_rewards(node.stage.name, cfg[node.stage.name], rms)
+        self.cfg, self.experiment, self.res = cfg, experiment, self.dag.results
+        self.job_threads, self.cores = min(job_threads, cores), cores
+        self.views = self._write_views(Path(root))
+
+    def _write_views(self, root: Path) -> dict[str, str]:
+        """node key -> path of its config view (the evaluations share the evaluate stage's view)."""
+        paths = {}
+        for key, node in self.dag.nodes.items():
+            name = "evaluate" if node.stage.kind is Kind.evaluate else key
+            path = f"{self.res}/config/{name}.yaml"
+            text = yaml.safe_dump(self.dag.view(node), sort_keys=True)
+            file = root / path
+            if not file.is_file() or file.read_text() != text:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_text(text)
+            paths[key] = path
+        return paths
+
+    # ---------------------------------------------------------------- pieces of a rule
+    def command(self, node: Node, out: str | None = None, upstream: dict | None = None, with_init: bool = True,
+                **extra) -> str:
+        """``python -m stages.<stage> ...``: the experiment, the node's paths and edges (``upstream``
+        instead of its own, no starting model unless ``with_init``), and ``extra`` overrides."""
+        out = out or self.dag.dir(node.key)
+        args = [f"experiment={self.experiment}", f"hydra.run.dir={out}", f"io.out_dir={out}",
+                f"io.data_dir={self.dag.dir(DATA)}"]
+        if node.student:
+            args.append(f"student={node.student}")
+        init = self.dag.init_model(node) if with_init else None
+        if init:
+            args.append(f"io.init_model={init}")
+        ups = self.dag.upstream(node) if upstream is None else upstream
+        if ups:
+            args.append("++io.upstream={" + ",".join(f"{k}:{v}" for k, v in ups.items()) + "}")
+        args += [f"{k}={v}" for k, v in extra.items()]
+        return f"{sys.executable} -m {node.stage.module} " + " ".join(shlex.quote(a) for a in args)
+
+    def inputs(self, node: Node) -> dict[str, str]:
+        """``node``'s rule inputs: its config view and the completion file of every upstream node."""
+        files = {"cfg": self.views[node.key]}
+        for key in node.upstream:
+            files[self.dag.nodes[key].stage.name] = f"{self.dag.dir(key)}/{DONE}"
+        return files
+
+    def outputs(self, pattern: str, stage: Stage) -> dict:
+        """What a node at ``pattern`` (its directory under results, wildcards allowed) declares."""
+        out = {}
+        for name in stage.outputs:
+            path = f"{self.res}/{pattern}/{name}"
+            if name == MODEL:
+                out[name] = directory(path)
+            elif stage.plots and name.endswith((".png", ".md")):
+                sub = next((p for p in pattern.split("/") if p.startswith("{")), None)  # e.g. {label}
+                out[name.split(".")[0]] = report(path, category=stage.plots, subcategory=sub)
+            else:
+                out[name.split(".")[0]] = path
+        return {**out, "done": f"{self.res}/{pattern}/{DONE}"}
+
+    def resources(self, stage: Stage, part: str | None = None) -> dict:
+        """Cluster resources of the stage's job class (a curation stage's shards and merge are light)."""
+        r = self.cfg.resources["light" if part in ("shards", "merge") else stage.resources]
+        return {"gpu": r.gpus, "cpus_per_task": r.cpus, "mem_mb": r.mem_mb, "runtime": r.runtime}
+
+    def _rule(self, stage: Stage, pattern: str, find: Callable[..., Node], student: bool = False,
+              inputs: Callable | None = None, outputs: dict | None = None, part: str | None = None,
+              args: Callable[..., dict] = lambda wc: {}) -> Rule:
+        """The rule of ``stage``'s nodes at ``pattern``: ``find(wildcards)`` is the node,
+        ``args(wildcards)`` the command's extra keyword arguments (see :meth:`command`)."""
+        return Rule(
+            input=inputs or (lambda wc: self.inputs(find(wc))),
+            output=outputs if outputs is not None else self.outputs(pattern, stage),
+            params={"cmd": lambda wc: self.command(find(wc), **args(wc)), "code": code_digest(stage.module)},
+            log=f"{self.res}/logs/{pattern}.log",
+            benchmark=f"{self.res}/benchmarks/{pattern}.tsv",
+            threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
+            priority=CRITICAL if stage.critical and (not student or not stage.teacher) else 0,
+            resources=self.resources(stage, part),
+        )
+
+    # ---------------------------------------------------------------- the rules
+    def stage(self, name: str) -> Rule:
+        """The teacher's rule of stage ``name``."""
+        return self._rule(BY_NAME[name], name, lambda wc: self.dag.node(name))
+
+    def student(self, name: str) -> Rule:
+        """The rule of stage ``name`` for the students that run it (wildcard ``student``)."""
+        return self._rule(BY_NAME[name], f"students/{{student}}/{name}", lambda wc: self.dag.node(name, wc.student),
+                          student=True)
+
+    def students_of(self, name: str) -> str:
+        """The values wildcard ``student`` takes in the student rule of stage ``name``."""
+        return "|".join(n.student for n in self.dag.nodes.values() if n.stage.name == name and n.student) or "^$"
+
+    def evaluation(self) -> Rule:
+        """The evaluation of checkpoint ``{label}``: on its own template, and on the general splits
+        too where it was trained on non-reasoning data."""
+        ecfg = self.cfg.evaluate
+
+        def find(wc) -> Node:
+            return self.dag.evaluations[wc.label]
+
+        def args(wc) -> dict:
+            splits = [*ecfg.splits, *(ecfg.general_splits if find(wc).general else [])]
+            return {"io.label": wc.label, "evaluate.template": find(wc).template,
+                    "evaluate.splits": "[" + ",".join(splits) + "]"}
+
+        return self._rule(BY_NAME["evaluate"], "eval/{label}", find, args=args)
+
+    def curation(self, part: str) -> Rule:
+        """A part of curation stage ``{curation}``: ``shards`` (a checkpoint: their number follows from
+        the data), ``sample`` (shard ``{shard}``, one job each) or ``merge``."""
+        stage = BY_NAME["rejection_sampling"]
+
+        def find(wc) -> Node:
+            return self.dag.node(wc.curation)
+
+        def shard(wc) -> str:
+            return f"{self.res}/{wc.curation}/shards/prompts_{wc.shard}.jsonl"
+
+        if part == "shards":
+            return self._rule(stage, "{curation}/shards", find, part=part, args=lambda wc: {
+                "out": f"{self.res}/{wc.curation}/shards", "upstream": {DATA: self.dag.dir(DATA)}, "with_init": False,
+                "io.part": part},
+                inputs=lambda wc: {"cfg": self.views[wc.curation], DATA: f"{self.dag.dir(DATA)}/{DONE}"},
+                outputs={"shards": directory(f"{self.res}/{{curation}}/shards")})
+        if part == "sample":
+            base = f"{self.res}/{{curation}}/samples/{{shard}}"
+            return self._rule(stage, "{curation}/samples/{shard}", find, part=part, args=lambda wc: {
+                "out": f"{self.res}/{wc.curation}/samples/{wc.shard}", "io.part": part, "io.shard": shard(wc),
+                "io.label": f"shard{wc.shard}"}, inputs=lambda wc: {**self.inputs(find(wc)), "shard": shard(wc)},
+                outputs={"kept": f"{base}/kept.jsonl", "report": f"{base}/report.json", "done": f"{base}/{DONE}"})
+        return self._rule(stage, "{curation}", find, part=part, args=lambda wc: {"io.part": part})
+
+    def curations(self) -> str:
+        """The values wildcard ``curation`` takes: the curation stages."""
+        return "|".join(n.key for n in self.dag.nodes.values() if n.stage.kind is Kind.curation)
+
+    def report(self) -> Rule:
+        """The report: every evaluation's metrics in, the table, plots, claims and registry out."""
+        node = self.dag.nodes["report"]
+        metrics = {f"eval_{label}": f"{self.dag.dir(n.key)}/metrics.json" for label, n in self.dag.evaluations.items()}
+        return self._rule(node.stage, "report", lambda wc: node,
+                          inputs=lambda wc: {"cfg": self.views["report"], **metrics})
+
+    def targets(self) -> list[str]:
+        """What ``snakemake`` builds by default: every evaluation and the report."""
+        return [f"{self.dag.dir(n.key)}/metrics.json" for n in self.dag.evaluations.values()] + [
+            f"{self.dag.dir('report')}/{DONE}"]

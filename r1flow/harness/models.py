@@ -1,0 +1,113 @@
+"""Models and tokenizers: build the tiny architecture from config, or load any HF causal LM.
+
+One loading path for both worlds: a stage is handed a directory or hub id and calls
+``load_model``/``load_tokenizer`` (``from_pretrained``); only the pretrain stage of the embedded
+world builds a model from scratch with ``build_model``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+
+from r1flow.config.base import ModelConfig
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def resolve_dtype(name: str, accelerator: str = "cpu") -> torch.dtype:
+    """``auto`` is float32 on CPU (bf16 matmul is ~50x slower there) and bfloat16 on GPU."""
+    if name == "auto":
+        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        return torch.bfloat16 if gpu else torch.float32
+    return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+            "float16": torch.float16, "fp16": torch.float16}[name]
+
+
+def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
+    """A randomly initialised Qwen2 or Llama model of the configured size, for ``tokenizer``."""
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        rope_theta=cfg.rope_theta,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if cfg.arch == "qwen2":
+        config = Qwen2Config(**common)
+    elif cfg.arch == "llama":
+        config = LlamaConfig(**common)
+    else:
+        raise ValueError(f"config error: model.arch: unknown architecture {cfg.arch!r} (qwen2, llama)")
+    config._attn_implementation = cfg.attn_implementation
+    return AutoModelForCausalLM.from_config(config)
+
+
+def check_model_source(path_or_id: str, marker: str = "config.json") -> None:
+    """Fail early with a clear message when an upstream checkpoint directory is missing."""
+    p = Path(path_or_id)
+    looks_local = p.is_absolute() or path_or_id.startswith((".", "results/")) or p.exists()
+    if looks_local and not (p / marker).is_file():
+        raise FileNotFoundError(
+            f"upstream checkpoint not found: {path_or_id!r} has no {marker} "
+            "(run its stage first, e.g. `snakemake --cores 2`, or point io.init_model at a model)"
+        )
+
+
+def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):
+    check_model_source(path_or_id, "tokenizer_config.json")
+    local_cfg = Path(path_or_id) / "tokenizer_config.json"
+    generic = local_cfg.is_file() and json.loads(local_cfg.read_text()).get("tokenizer_class") in GENERIC_TOKENIZERS
+    if generic:
+        # a tokenizer.json of our own: AutoTokenizer would pick the architecture's tokenizer class
+        # (e.g. Qwen2Tokenizer, which rebuilds a BPE pipeline) and ignore its pre-tokenizer
+        tok = PreTrainedTokenizerFast.from_pretrained(path_or_id)
+    else:
+        tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu", scalar_head: bool = False,
+               pad_token_id: int | None = None) -> PreTrainedModel:
+    """The causal LM at ``path_or_id``; ``scalar_head``: the same backbone with a one-output score
+    head on the last non-pad token (a reward model; the head is new when loading a causal LM)."""
+    check_model_source(path_or_id)
+    kwargs = dict(dtype=resolve_dtype(cfg.dtype, accelerator), attn_implementation=cfg.attn_implementation,
+                  trust_remote_code=cfg.trust_remote_code)
+    if scalar_head:
+        return AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1, pad_token_id=pad_token_id,
+                                                                  **kwargs)
+    return AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
+
+
+def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> Path:
+    """Save a plain Hugging Face directory (safetensors weights, config, tokenizer, chat template)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

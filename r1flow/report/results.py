@@ -1,0 +1,115 @@
+"""The results table: one row per evaluated checkpoint of the DAG, in the recipe's order."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+from r1flow.dag import DAG
+from r1flow.harness.files import read_json
+
+TABLE_HEADER = ("| checkpoint | params | held-out pass@1 [95 % CI] | cons@{k} | pass@{k} | harder pass@1 | "
+                "general exact | safety refusal | format | length | train s |")
+
+
+def count_parameters(model_dir: Path) -> int | None:
+    """Parameters of a safetensors checkpoint, read from the file headers (no weights loaded)."""
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():  # noqa: SIM118 - safe_open has no __iter__
+                n = 1
+                for d in st.get_slice(name).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def _json_or_empty(path: Path) -> dict:
+    return read_json(path) if path.is_file() else {}
+
+
+def collect(dag: DAG) -> list[dict]:
+    """One row per evaluated checkpoint: its metrics, the summary and run record of the stage that
+    made it, its parameter count; for an RL-only student, its cold start's summary too."""
+    rows = []
+    for label, node in dag.evaluations.items():
+        path = Path(dag.dir(node.key)) / "metrics.json"
+        if not path.is_file():
+            continue
+        made_by = Path(dag.dir(node.init)) if node.init else None
+        model_dir = Path(dag.model(node.init))
+        row = {"label": label, "metrics": read_json(path), "samples": path.parent / "samples.jsonl",
+               "done": _json_or_empty(made_by / "done.json") if made_by else {},
+               "record": _json_or_empty(made_by / "run.json") if made_by else {},
+               "parameters": count_parameters(model_dir) if model_dir.is_dir() else None}
+        before = dag.nodes[node.init].init if node.init else None  # e.g. an RL-only student's cold start
+        if before and dag.nodes[before].student and dag.nodes[before].label is None:
+            row["cold_start_wall_s"] = _json_or_empty(Path(dag.dir(before)) / "done.json").get("wall_s", 0)
+        rows.append(row)
+    return rows
+
+
+def split_value(row: dict, split: str, key: str = "pass@1"):
+    s = row["metrics"]["splits"].get(split)
+    return s.get(key) if s else None
+
+
+def table_rows(rows: list[dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        held = r["metrics"]["splits"].get("heldout", {})
+        lo, hi = held.get("pass@1_ci95", [None, None])
+        out.append({
+            "checkpoint": r["label"],
+            "parameters": r["parameters"],
+            "heldout_pass@1": held.get("pass@1"), "heldout_ci95_low": lo, "heldout_ci95_high": hi,
+            "heldout_cons@k": held.get("cons@k"), "heldout_pass@k": held.get("pass@k"),
+            "hard_pass@1": split_value(r, "hard"), "general_pass@1": split_value(r, "general"),
+            "safety_pass@1": split_value(r, "safety"),
+            "format_rate": held.get("format_rate"), "mean_length": held.get("mean_length"),
+            "train_wall_s": r["done"].get("wall_s"),
+        })
+    return out
+
+
+def pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def markdown_table(table: list[dict], k: int, spec: dict) -> str:
+    lines = [TABLE_HEADER.format(k=k), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in table:
+        ci = (f" [{pct(t['heldout_ci95_low'])}, {pct(t['heldout_ci95_high'])}]"
+              if t["heldout_ci95_low"] is not None else "")
+        lines.append(
+            f"| {t['checkpoint']} | {t['parameters'] or '–':,} | {pct(t['heldout_pass@1'])}{ci} | "
+            f"{pct(t['heldout_cons@k'])} | {pct(t['heldout_pass@k'])} | {pct(t['hard_pass@1'])} | "
+            f"{pct(t['general_pass@1'])} | {pct(t['safety_pass@1'])} | {pct(t['format_rate'])} | "
+            f"{t['mean_length'] or 0:.1f} | {t['train_wall_s'] or '–'} |")
+    lines.append("")
+    lines.append(f"Eval spec: k = {spec['k']}, T = {spec['temperature']}, top-p = {spec['top_p']}, "
+                 f"≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifier `{spec['verifier']}`. "
+                 "Percentages; `train s` is the wall time of the stage that produced the checkpoint.")
+    return "\n".join(lines)
+
+
+def write_table(table: list[dict], spec: dict, out: Path) -> None:
+    """results.md and results.csv."""
+    (out / "results.md").write_text("# Results\n\n" + markdown_table(table, spec["k"], spec) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def history(stage_dir: Path) -> list[dict]:
+    """The per-step scalars a GRPO stage wrote (history.json), or none."""
+    path = stage_dir / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else []

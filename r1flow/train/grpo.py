@@ -1,0 +1,319 @@
+"""The GRPO LightningModule: R1-Zero, reasoning RL and all-scenario RL all train with it.
+
+One Lightning step is one optimizer step (manual optimization). Every
+``mu * generation_batch_size / mini_batch_size`` steps the module samples a rollout — G completions
+for each of ``generation_batch_size / G`` prompts — scores it with the configured rewards, computes
+group-relative advantages, and caches π_old's and the reference model's log-probs; the steps in
+between consume that rollout mini-batch by mini-batch. With μ = 1 and one mini-batch π_old is the
+current policy, so the ratio is exactly 1 and the clipped loss is 0 at every step while its
+gradient is not: watch ``reward`` and ``kl``, not ``loss``.
+
+Checkpoints carry the reference model, optimizer, step, RNG states, prompt cursor and the current
+rollout, so a killed stage resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import random
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+
+from r1flow.config.rl import GRPOConfig
+from r1flow.sampling.rewards import combined_rewards
+from r1flow.sampling.rollout import Completion, SamplingParams
+from r1flow.train.grpo_loss import (
+    aggregate_loss,
+    completion_logprobs,
+    group_advantages,
+    masked_mean,
+    per_token_loss,
+    zero_std_groups,
+)
+from r1flow.train.sft import adamw_with_schedule
+
+
+@dataclass
+class Rollout:
+    """One generation batch, as tensors ready for the loss."""
+
+    input_ids: torch.Tensor  # (B, P + C): left-padded prompts, right-padded completions
+    attention_mask: torch.Tensor
+    prompt_width: int
+    completion_mask: torch.Tensor  # (B, C) tokens that enter the loss
+    advantages: torch.Tensor  # (B,)
+    old_logp: torch.Tensor | None  # (B, C) π_old, when it differs from the current policy
+    ref_logp: torch.Tensor | None  # (B, C) reference model, when beta > 0
+    total_active_tokens: float  # across ranks (the dapo normaliser)
+
+    def slice(self, idx: slice) -> Rollout:
+        take = lambda t: None if t is None else t[idx]  # noqa: E731
+        return Rollout(self.input_ids[idx], self.attention_mask[idx], self.prompt_width,
+                       self.completion_mask[idx], self.advantages[idx], take(self.old_logp),
+                       take(self.ref_logp), self.total_active_tokens)
+
+    def state(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _numpy_state() -> tuple:
+    """numpy's RNG state in types a ``weights_only`` checkpoint load accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return name, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(gauss)
+
+
+class GRPOModule(L.LightningModule):
+    def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
+                 seed: int = 0, general_items: list[dict] = (), general_prompts: list[str] = (),
+                 scorers: dict | None = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = policy.train()
+        self.tok = tokenizer
+        self.g = gcfg
+        # reasoning prompts first, then the general prompts of all-scenario RL (scored by reward models)
+        self.items, self.prompts = list(items) + list(general_items), list(prompts) + list(general_prompts)
+        self.pools = {"reasoning": range(len(items)), "general": range(len(items), len(self.items))}
+        self.scorers = dict(scorers or {})
+        self.generator = generator
+        self.seed = seed
+        self.ref_model = None
+        if gcfg.beta > 0:  # no reference model is held when beta = 0
+            self.ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.n_mini = gcfg.generation_batch_size // gcfg.mini_batch_size
+        self.steps_per_rollout = gcfg.mu * self.n_mini
+        self.cursors = {"reasoning": 0, "general": 0}  # positions in the prompt streams
+        self.rollout: Rollout | None = None
+        self.rollout_stats: dict[str, float] = {}
+        self.last_samples: list[dict] = []
+        self.history: list[dict] = []  # per-step scalars, for plots
+
+    # ------------------------------------------------------------------ prompts
+    def _next_prompts(self, n: int, pool: str = "reasoning") -> list[int]:
+        """Indices of the next ``n`` prompts of a pool's per-epoch shuffled stream (deterministic)."""
+        out = []
+        while len(out) < n:
+            epoch, pos = divmod(self.cursors[pool], len(self.pools[pool]))
+            out.append(self._epoch_order(pool, epoch)[pos])
+            self.cursors[pool] += 1
+        return out
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (the module lives as long as the stage)
+    def _epoch_order(self, pool: str, epoch: int) -> list[int]:
+        order = list(self.pools[pool])
+        random.Random(self.seed * 7919 + epoch + (104729 if pool == "general" else 0)).shuffle(order)
+        return order
+
+    def general_share(self) -> float:
+        """Share of a rollout's prompts that are general ones at this step (all-scenario RL)."""
+        g = self.g
+        late = self.global_step >= self.trainer.max_steps - g.general_last_steps
+        return g.general_prompt_frac if len(self.pools["general"]) and g.general_last_steps and late else 0.0
+
+    # ------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def _sample_groups(self, n_prompts: int) -> tuple[list[int], list[list[Completion]]]:
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        n_general = round(n_prompts * self.general_share())
+        idx = (self._next_prompts((n_prompts - n_general) * world)[rank::world]
+               + self._next_prompts(n_general * world, "general")[rank::world])
+        params = SamplingParams(n=self.g.group_size, temperature=self.g.temperature, top_p=self.g.top_p,
+                                max_new_tokens=self.g.max_new_tokens)
+        return idx, self.generator.generate([self.prompts[i] for i in idx], params, desc="rollout")
+
+    def _score(self, idx: list[int], groups: list[list[Completion]]):
+        """Rewards of every completion: rule rewards for reasoning prompts, ``general_rewards`` (reward
+        models, format, ...) for general ones; ``parts`` holds each reward's values where it applies
+        (a general prompt's under ``general/<name>``)."""
+        flat = [c for grp in groups for c in grp]
+        items = [self.items[i] for i in idx for _ in range(self.g.group_size)]
+        total = [0.0] * len(flat)
+        parts: dict[str, list[float]] = {}
+        kwargs = {**{k: dict(v) for k, v in self.g.reward_kwargs.items()},
+                  **{name: {"scorer": scorer} for name, scorer in self.scorers.items()}}
+        for general in (False, True):
+            rows = [i for i, it in enumerate(items) if (it.get("kind", "reasoning") != "reasoning") == general]
+            if not rows:
+                continue
+            weights = dict(self.g.general_rewards if general else self.g.rewards)
+            sub_total, sub_parts = combined_rewards(weights, kwargs, [flat[i].text for i in rows],
+                                                    [items[i] for i in rows], [flat[i].length for i in rows],
+                                                    [flat[i].truncated for i in rows])
+            for i, t in zip(rows, sub_total):
+                total[i] = t
+            for name, vals in sub_parts.items():
+                parts.setdefault(f"general/{name}" if general else name, []).extend(vals)
+        return flat, items, torch.tensor(total, dtype=torch.float32), parts
+
+    @torch.no_grad()
+    def make_rollout(self) -> Rollout:
+        g = self.g
+        G = g.group_size
+        n_prompts = g.generation_batch_size // G // self.trainer.world_size
+        t0 = time.perf_counter()
+        idx, groups = self._sample_groups(n_prompts)
+        t_gen = time.perf_counter() - t0
+        flat, items, rewards, parts = self._score(idx, groups)
+        zero = zero_std_groups(rewards, G)
+        stats = {"frac_reward_zero_std": zero.float().mean().item(), "general_prompt_share": self.general_share()}
+        if g.dynamic_sampling:  # DAPO: keep groups with signal, refill from the next prompts
+            keep = [i for i in range(len(idx)) if not zero[i]]
+            pool = {"idx": [idx[i] for i in keep], "groups": [groups[i] for i in keep]}
+            rounds = 0
+            while len(pool["idx"]) < n_prompts and rounds < g.max_refill_rounds:
+                rounds += 1
+                t1 = time.perf_counter()
+                more_idx, more = self._sample_groups(n_prompts - len(pool["idx"]))
+                t_gen += time.perf_counter() - t1
+                _, _, r_more, _ = self._score(more_idx, more)
+                z_more = zero_std_groups(r_more, G)
+                pool["idx"] += [more_idx[i] for i in range(len(more_idx)) if not z_more[i]]
+                pool["groups"] += [more[i] for i in range(len(more_idx)) if not z_more[i]]
+            if pool["idx"]:  # else: keep the original batch (all groups flat; zero advantages)
+                idx, groups = pool["idx"][:n_prompts], pool["groups"][:n_prompts]
+                flat, items, rewards, parts = self._score(idx, groups)
+            stats["dynamic_sampling/refill_rounds"] = float(rounds)
+            stats["dynamic_sampling/groups"] = float(len(idx))
+        advantages = group_advantages(rewards, G, g.scale_rewards)
+
+        # tensors: left-padded prompts + right-padded completions
+        self.tok.padding_side = "left"
+        enc = self.tok([self.prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.repeat_interleave(G, dim=0) for k, v in enc.items()}  # one row per completion
+        width = max(1, max(c.length for c in flat))
+        pad = self.tok.pad_token_id
+        comp = torch.full((len(flat), width), pad, dtype=torch.long)
+        comp_attn = torch.zeros((len(flat), width), dtype=torch.long)
+        cmask = torch.zeros((len(flat), width), dtype=torch.float32)
+        for i, c in enumerate(flat):
+            comp[i, : c.length] = torch.tensor(c.token_ids, dtype=torch.long)
+            comp_attn[i, : c.length] = 1
+            if not (g.mask_truncated and c.truncated):
+                cmask[i, : c.length] = 1.0
+        input_ids = torch.cat([enc["input_ids"], comp], dim=1).to(self.device)
+        attention_mask = torch.cat([enc["attention_mask"], comp_attn], dim=1).to(self.device)
+        cmask = cmask.to(self.device)
+        active = cmask.sum()
+        if self.trainer.world_size > 1:
+            active = self.trainer.strategy.reduce(active, reduce_op="sum")
+        total_active = float(active) / self.trainer.world_size  # DDP averages gradients over ranks
+
+        t1 = time.perf_counter()
+        P = enc["input_ids"].shape[1]
+        mb = g.mini_batch_size // self.trainer.world_size or len(flat)
+
+        def logprobs_of(model) -> torch.Tensor:
+            return torch.cat([
+                completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], P, g.temperature,
+                                    g.logprob_chunk_rows)[0]
+                for s in range(0, len(flat), mb)
+            ])
+
+        ref_logp = logprobs_of(self.ref_model) if self.ref_model is not None else None
+        old_logp = logprobs_of(self.model) if self.steps_per_rollout > 1 else None
+        t_ref = time.perf_counter() - t1
+
+        lengths = torch.tensor([c.length for c in flat], dtype=torch.float32)
+        n_tokens = float(lengths.sum())
+        stats.update({
+            "reward": rewards.mean().item(),
+            "reward_std": rewards.view(-1, G).std(dim=1).mean().item(),
+            "completions/mean_length": lengths.mean().item(),
+            "completions/max_length": lengths.max().item(),
+            "completions/clipped_ratio": float(np.mean([c.truncated for c in flat])),
+            "timing/gen": t_gen,
+            "timing/ref": t_ref,
+            "throughput/gen_tokens_per_s": n_tokens / max(t_gen, 1e-9),
+            "rollout/completion_tokens": n_tokens,
+        })
+        for name, vals in parts.items():
+            stats[f"rewards/{name}/mean"] = float(np.mean(vals))
+        self.rollout_stats = stats
+        self.last_samples = [
+            {"step": self.global_step, "id": it["id"], "question": it["question"], "gold": it["answer"],
+             "completion": c.text, "reward": float(r), "advantage": float(a), "length": c.length,
+             "truncated": c.truncated}
+            for it, c, r, a in zip(items, flat, rewards.tolist(), advantages.tolist())
+        ]
+        return Rollout(input_ids, attention_mask, P, cmask, advantages.to(self.device), old_logp, ref_logp,
+                       total_active)
+
+    # ------------------------------------------------------------------ update
+    def training_step(self, batch, batch_idx):
+        g = self.g
+        step = self.global_step
+        t_start = time.perf_counter()
+        if step % self.steps_per_rollout == 0 or self.rollout is None:
+            self.rollout = self.make_rollout()
+        t_update = time.perf_counter()
+        k = step % self.steps_per_rollout
+        B = self.rollout.input_ids.shape[0]
+        size = -(-B // self.n_mini)  # ceil: a dynamic-sampling batch may hold fewer groups
+        mb = self.rollout.slice(slice((k % self.n_mini) * size, (k % self.n_mini + 1) * size))
+
+        logp, entropy = completion_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_width,
+                                            g.temperature, g.logprob_chunk_rows, with_entropy=True)
+        old = mb.old_logp if mb.old_logp is not None else logp.detach()
+        tok_loss, st = per_token_loss(logp, old, mb.advantages, mb.ref_logp, g.beta, g.eps_low, g.eps_high)
+        loss = aggregate_loss(tok_loss, mb.completion_mask, g.loss_type, g.max_new_tokens,
+                              mb.total_active_tokens / self.n_mini)
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if g.optim.grad_clip:
+            self.clip_gradients(opt, gradient_clip_val=g.optim.grad_clip, gradient_clip_algorithm="norm")
+        opt.step()
+        self.lr_schedulers().step()
+        if g.ref_reset_every and self.ref_model is not None and (step + 1) % g.ref_reset_every == 0:
+            self.ref_model.load_state_dict(self.model.state_dict())
+
+        m = mb.completion_mask
+        metrics = {
+            "loss": loss.detach().item(),
+            "entropy": masked_mean(entropy, m).item(),
+            "clip_ratio/low_mean": masked_mean(st["clip_low"], m).item(),
+            "clip_ratio/high_mean": masked_mean(st["clip_high"], m).item(),
+            "kl": masked_mean(st["kl"], m).item() if "kl" in st else 0.0,
+            "learning_rate": opt.param_groups[0]["lr"],
+            "timing/update": time.perf_counter() - t_update,
+            "timing/step": time.perf_counter() - t_start,
+        }
+        if k == 0:
+            metrics.update(self.rollout_stats)
+            total = self.rollout_stats["timing/gen"] + self.rollout_stats["timing/ref"] + metrics["timing/update"]
+            metrics["tokens_per_s"] = self.rollout_stats["rollout/completion_tokens"] / max(total, 1e-9)
+        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=size)
+        self.log("rollout_reward", self.rollout_stats["reward"], prog_bar=True, logger=False, batch_size=size)
+        self.history.append({"step": step + 1, **metrics})
+        return loss.detach()
+
+    def configure_optimizers(self):
+        return adamw_with_schedule(self.model, self.g.optim, self.trainer.max_steps)
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["grpo_state"] = {
+            "cursors": self.cursors,
+            "history": self.history,
+            "rollout": self.rollout.state() if self.rollout is not None else None,
+            "rollout_stats": self.rollout_stats,
+            "rng_torch": torch.get_rng_state(),
+            "rng_python": random.getstate(),
+            "rng_numpy": _numpy_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        s = checkpoint.get("grpo_state")
+        if not s:
+            return
+        self.cursors, self.history, self.rollout_stats = dict(s["cursors"]), s["history"], s["rollout_stats"]
+        self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
+        torch.set_rng_state(s["rng_torch"])
+        random.setstate(s["rng_python"])
+        name, keys, pos, has_gauss, gauss = s["rng_numpy"]
+        np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))

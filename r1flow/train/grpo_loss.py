@@ -1,0 +1,125 @@
+"""GRPO's formulas (DeepSeekMath; arXiv:2501.12948 §2.2.1), as small functions tested against hand-computed tensors.
+
+Shapes: B completions (G per prompt, groups contiguous), T completion tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from r1flow.config.knobs import LossType, ScaleRewards
+
+LOSS_TYPES = tuple(LossType)
+SCALINGS = tuple(ScaleRewards)
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """A_i = (r_i − mean(group)) / (std + eps), one value per completion.
+
+    ``scale``: ``group`` (GRPO/R1: the group's std), ``batch`` (the whole batch's std), ``none``
+    (Dr. GRPO: no std division). std is torch's unbiased std, as TRL computes it.
+    """
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards are not whole groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centred = centred / (rewards.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"unknown advantage scaling {scale!r} ({', '.join(SCALINGS)})")
+    return centred.reshape(-1)
+
+
+def zero_std_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Boolean per group: all rewards equal (no learning signal)."""
+    grouped = rewards.view(-1, group_size)
+    return (grouped.max(dim=1).values - grouped.min(dim=1).values) == 0
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(π_θ‖π_ref) per token: exp(d) − d − 1 with d = logπ_ref − logπ_θ."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def per_token_loss(logp, old_logp, advantages, ref_logp=None, beta: float = 0.0, eps_low: float = 0.2,
+                   eps_high: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Token loss −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A) + β·KL_k3, and per-token diagnostics."""
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(1)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv
+    loss = -torch.min(unclipped, clipped)
+    stats = {
+        "clip_low": ((ratio < 1 - eps_low) & (adv < 0)).float(),
+        "clip_high": ((ratio > 1 + eps_high) & (adv > 0)).float(),
+    }
+    if beta > 0 and ref_logp is not None:
+        kl = k3_kl(logp, ref_logp)
+        loss = loss + beta * kl
+        stats["kl"] = kl
+    return loss, stats
+
+
+def aggregate_loss(loss: torch.Tensor, mask: torch.Tensor, loss_type: str, max_completion_length: int,
+                   total_active_tokens: float | None = None) -> torch.Tensor:
+    """Reduce token losses with the normaliser of each variant (grpo: DeepSeekMath; bnpo; dr_grpo: Dr. GRPO; dapo: DAPO).
+
+    grpo: mean over sequences of the per-sequence token mean; bnpo: token mean over the batch;
+    dr_grpo: token sum / (B · max_completion_length); dapo: token sum / active tokens of the whole
+    generation batch (across ranks), passed as ``total_active_tokens``.
+    """
+    masked = loss * mask
+    if loss_type == "grpo":
+        return (masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+    if loss_type == "bnpo":
+        return masked.sum() / mask.sum().clamp(min=1)
+    if loss_type == "dr_grpo":
+        return masked.sum() / (loss.shape[0] * max_completion_length)
+    if loss_type == "dapo":
+        if total_active_tokens is None:
+            raise ValueError("dapo needs the active-token count of the whole generation batch")
+        return masked.sum() / max(total_active_tokens, 1.0)
+    raise ValueError(f"unknown loss_type {loss_type!r} ({', '.join(LOSS_TYPES)})")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
+                        temperature: float = 1.0, chunk_rows: int = 16,
+                        with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities (and entropies) of the completion tokens under ``model``.
+
+    ``input_ids`` = left-padded prompts (width ``prompt_width``) + right-padded completions. Logits
+    are divided by the sampling temperature. The vocabulary projection runs ``chunk_rows`` rows at a
+    time, so no B × T × V float32 tensor is ever materialised for the whole batch.
+    """
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    backbone, head = model.get_decoder(), model.get_output_embeddings()
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+    hidden = hidden[:, prompt_width - 1 : -1]
+    targets = input_ids[:, prompt_width:]
+    def chunk_logp(h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp_all = torch.log_softmax(head(h).float() / temperature, dim=-1)
+        logp = logp_all.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+        if not with_entropy:
+            return logp, logp.new_empty(0)
+        with torch.no_grad():
+            return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+    logps, ents = [], []
+    for start in range(0, hidden.shape[0], chunk_rows):
+        h, tgt = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
+        if torch.is_grad_enabled():
+            # recompute the chunk's logits in backward instead of keeping them: only B × T survive
+            logp, ent = checkpoint(chunk_logp, h, tgt, use_reentrant=False)
+        else:
+            logp, ent = chunk_logp(h, tgt)
+        logps.append(logp)
+        ents.append(ent)
+    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)

@@ -1,0 +1,186 @@
+"""Supervised language-model training: one LightningModule for pretraining, cold-start SFT, general
+SFT and distillation.
+
+The module knows nothing of the data: batches carry ``labels`` with -100 where no loss is taken
+(the prompt tokens in SFT, padding everywhere). Pretraining feeds packed blocks of a token stream;
+SFT feeds (prompt, response) rows padded within length buckets, so a batch wastes few pad tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from r1flow.config.training import OptimConfig
+
+IGNORE = -100
+
+
+# ----------------------------------------------------------------------------------- the module
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def adamw_with_schedule(module: torch.nn.Module, optim: OptimConfig, total_steps: int):
+    """AdamW (no decay on biases and norms) + per-step warm-up/cosine schedule, Lightning's form."""
+    decay, no_decay = [], []
+    for _, p in module.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=optim.lr,
+        betas=tuple(optim.betas),
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, optim.warmup_steps, total_steps, optim.min_lr_ratio)
+    )
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class CausalLMModule(L.LightningModule):
+    """Next-token cross-entropy on the positions whose label is not -100."""
+
+    def __init__(self, model, optim: OptimConfig, total_steps: int):
+        super().__init__()
+        self.model = model.train()  # from_pretrained returns eval mode
+        self.optim = optim
+        self.total_steps = total_steps
+        self._t_last: float | None = None
+
+    def forward(self, batch):
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+
+    def training_step(self, batch, batch_idx):
+        loss = self(batch).loss
+        now = time.perf_counter()
+        tokens = int(batch["attention_mask"].sum())
+        metrics = {"train/loss": loss.detach(), "train/tokens": float(tokens)}
+        if self._t_last is not None:
+            metrics["train/tokens_per_s"] = tokens / max(1e-9, now - self._t_last)
+        self._t_last = now
+        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False)
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss = self(batch).loss
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        self._t_last = None  # validation time is not training throughput
+
+    def configure_optimizers(self):
+        return adamw_with_schedule(self.model, self.optim, self.total_steps)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        opt = self.optimizers()
+        self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, on_epoch=False)
+
+
+# ----------------------------------------------------------------------------------- pretraining data
+class PackedBlocks(Dataset):
+    """Fixed-length blocks of one token stream (documents joined by EOS); loss on every token."""
+
+    def __init__(self, token_stream: Sequence[int], seq_len: int):
+        n = len(token_stream) // seq_len
+        if n == 0:
+            raise ValueError(f"token stream of {len(token_stream)} tokens is shorter than one block of {seq_len}")
+        self.data = torch.tensor(token_stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
+
+    def __len__(self):
+        return self.data.shape[0]
+
+    def __getitem__(self, i):
+        ids = self.data[i]
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+
+
+def pack_documents(tokenizer, docs: Sequence[str]) -> list[int]:
+    stream: list[int] = []
+    for ids in tokenizer(list(docs), add_special_tokens=False)["input_ids"]:
+        stream += ids + [tokenizer.eos_token_id]
+    return stream
+
+
+# ----------------------------------------------------------------------------------- SFT data
+class PromptResponseDataset(Dataset):
+    """Rows of (prompt, response) text tokenised once; labels mask the prompt."""
+
+    def __init__(self, tokenizer, rows: Sequence[dict], max_length: int):
+        prompts = tokenizer([r["prompt"] for r in rows], add_special_tokens=False)["input_ids"]
+        responses = tokenizer([r["response"] for r in rows], add_special_tokens=False)["input_ids"]
+        self.examples = []
+        for p, r in zip(prompts, responses):
+            ids = (p + r)[:max_length]
+            labels = ([IGNORE] * len(p) + r)[:max_length]
+            if any(label != IGNORE for label in labels):
+                self.examples.append((ids, labels))
+        if not self.examples:
+            raise ValueError("no SFT example keeps a response token within max_length")
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        return self.examples[i]
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids, _ in self.examples]
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of similar length: sort within windows of ``bucket_factor`` batches."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, bucket_factor: int, seed: int, shuffle: bool = True):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.window = batch_size * max(1, bucket_factor)
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.lengths)))
+        if self.shuffle:
+            rng.shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.window):
+            window = sorted(order[start : start + self.window], key=self.lengths.__getitem__)
+            batches += [window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        self.epoch += 1
+        return iter(batches)
+
+    def __len__(self):
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+
+def pad_collate(pad_id: int):
+    """Right-pad (ids, labels) pairs into a batch."""
+
+    def collate(examples):
+        width = max(len(ids) for ids, _ in examples)
+        input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(examples):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            mask[i, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+    return collate

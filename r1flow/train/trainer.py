@@ -1,0 +1,75 @@
+"""The Lightning Trainer every training stage uses, built from ``trainer`` config."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+from r1flow.config.base import TrainerConfig
+
+
+def build_trainer(
+    tcfg: TrainerConfig,
+    out_dir: Path,
+    logger,
+    max_steps: int,
+    grad_clip: float = 1.0,
+    val_every: int | None = None,
+    ckpt_every: int = 0,
+    limit_val_batches: int | float | None = None,
+    callbacks: list | None = None,
+) -> L.Trainer:
+    """A Trainer that checkpoints to ``out_dir/ckpt`` (``last.ckpt`` for resume) and logs to MLflow."""
+    cbs = list(callbacks or [])
+    cbs.append(
+        ModelCheckpoint(
+            dirpath=str(out_dir / "ckpt"),
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=max(1, ckpt_every) if ckpt_every else None,
+        )
+    )
+    if tcfg.enable_progress_bar:
+        cbs.append(TQDMProgressBar(refresh_rate=10))
+    return L.Trainer(
+        accelerator=tcfg.accelerator,
+        devices=tcfg.devices,
+        num_nodes=tcfg.num_nodes,
+        strategy=tcfg.strategy,
+        precision=tcfg.precision,
+        max_steps=max_steps,
+        max_epochs=-1,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None if val_every else 1,
+        limit_val_batches=limit_val_batches,
+        num_sanity_val_steps=0,
+        log_every_n_steps=tcfg.log_every_n_steps,
+        accumulate_grad_batches=tcfg.accumulate_grad_batches,
+        gradient_clip_val=grad_clip or None,
+        logger=logger,
+        callbacks=cbs,
+        enable_progress_bar=tcfg.enable_progress_bar,
+        enable_model_summary=False,
+        default_root_dir=str(out_dir),
+    )
+
+
+def last_checkpoint(out_dir: Path, config_digest: str) -> str | None:
+    """``last.ckpt`` of an interrupted run of this stage *with the same config*, for
+    ``trainer.fit(ckpt_path=...)``; checkpoints of another config are discarded."""
+    ckpt = Path(out_dir) / "ckpt"
+    stamp = ckpt / "config_digest"
+    if ckpt.is_dir() and (not stamp.is_file() or stamp.read_text() != config_digest):
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(config_digest)
+    last = ckpt / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def drop_checkpoints(out_dir: Path) -> None:
+    """After a successful export the training checkpoints have served their purpose (resume)."""
+    shutil.rmtree(Path(out_dir) / "ckpt", ignore_errors=True)

@@ -1,0 +1,161 @@
+"""The embedded tiny world: prompts of every split, cold-start data, and the pretraining corpus.
+
+Everything here is procedurally generated from reasoning-gym families and our step-by-step solver,
+deterministically from ``data.seed``. See r1flow/world/tasks.py for the split rule that keeps held-out
+questions (and their rewrites) out of every training corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from tqdm import tqdm
+
+from r1flow.config.data import DataConfig
+from r1flow.world.preferences import refusal_response
+from r1flow.world.tasks import (
+    FamilySpec,
+    cot_response,
+    direct_response,
+    generate_general_items,
+    generate_items,
+    random_expression,
+    solve_steps,
+    trainable,
+)
+
+
+def family_specs(data: DataConfig, general: bool = False) -> list[FamilySpec]:
+    families = data.general_families if general else data.families
+    return [FamilySpec(f.name, f.weight, dict(f.params), dict(f.hard_params)) for f in families]
+
+
+def make_general_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[dict]:
+    """``n`` non-reasoning items mixed across ``data.general_families``; split: train | general
+    (the held-out one)."""
+    specs = family_specs(data, general=True)
+    rows: list[dict] = []
+    for spec, fam, count in zip(specs, data.general_families, _counts(specs, n)):
+        key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
+        region = "train" if split == "train" else "heldout"
+        rows += generate_general_items(spec, region, count, seed, data.heldout_permille, fam.top_words)
+    for r in rows:
+        r["split"] = split
+    random.Random(data.seed + seed_offset).shuffle(rows)
+    return rows
+
+
+def general_sft_rows(items: list[dict]) -> list[dict]:
+    """Non-reasoning SFT data: the question answered directly, without a CoT; a request for a
+    secret is refused."""
+    return [{"id": it["id"], "family": it["family"], "source": "general",
+             "messages": [{"role": "user", "content": it["question"]},
+                          {"role": "assistant", "content": refusal_response() if it["family"] == "safety"
+                           else direct_response(it["answer"])}]}
+            for it in items]
+
+
+def _counts(specs: list[FamilySpec], n: int) -> list[int]:
+    total = sum(s.weight for s in specs)
+    counts = [int(round(n * s.weight / total)) for s in specs]
+    counts[0] += n - sum(counts)
+    return counts
+
+
+def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[dict]:
+    """``n`` items mixed across families by weight. ``split``: train | heldout | hard."""
+    specs = family_specs(data)
+    rows: list[dict] = []
+    for spec, count in zip(specs, _counts(specs, n)):
+        params = spec.hard_params if split == "hard" else spec.params
+        region = "train" if split == "train" else "heldout"
+        key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
+        rows += list(generate_items(spec, params, region, count, seed, data.heldout_permille, data.max_abs))
+    for r in rows:
+        r["split"] = split
+    random.Random(data.seed + seed_offset).shuffle(rows)
+    return rows
+
+
+def assistant_content(expr: str, terse: bool = False) -> str:
+    """The assistant turn of a worked example in R1's readable format; ``terse``: the reasoning is
+    the value alone, without the intermediate rewrites (an answer worked out "in one's head")."""
+    reasoning, summary = cot_response(expr)
+    if terse:
+        reasoning = reasoning.rsplit("\n", 1)[-1]
+    return f"<think>\n{reasoning}\n</think>\n{summary}"
+
+
+def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -> list[dict]:
+    """Cold-start SFT data: chat messages whose answer is written by the deterministic solver.
+
+    A share ``terse_frac`` of them (chosen by ``seed``) skip the rewrites, as hastily written
+    human answers do: all are correct, but a model imitating the terse ones answers less
+    accurately — headroom that RL can win by learning to reason step by step.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for it in items:
+        expr = it["metadata"]["expression"]
+        terse = rng.random() < terse_frac
+        rows.append(
+            {
+                "id": it["id"],
+                "family": it["family"],
+                "messages": [
+                    {"role": "user", "content": it["question"]},
+                    {"role": "assistant", "content": assistant_content(expr, terse)},
+                ],
+                "terse": terse,
+            }
+        )
+    return rows
+
+
+def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
+                       general_items: list[dict] = ()) -> list[dict]:
+    """Facts, rewrite chains, chat-format worked examples (no held-out question or rewrite) and
+    general tasks as plain text, question then answer (training-region items only)."""
+    rng = random.Random(data.seed + 99)
+    n_facts = int(data.pretrain_docs * data.pretrain_fact_frac)
+    n_worked = min(len(worked_items), int(data.pretrain_docs * data.pretrain_worked_frac))
+    n_general = min(len(general_items), int(data.pretrain_docs * data.pretrain_general_frac))
+    n_chains = data.pretrain_docs - n_facts - n_worked - n_general
+    docs: list[dict] = []
+    for _ in tqdm(range(n_facts), desc="facts", leave=False, mininterval=5):
+        lines = []
+        while len(lines) < 4:
+            op = rng.choice(data.pretrain_ops)
+            a = rng.randint(-20, 20) if op == "*" else rng.randint(-45, 45)
+            b = rng.randint(0, 9)
+            steps = solve_steps(f"{a} {op} {b}")
+            if abs(int(steps[-1])) <= data.max_abs:
+                lines.append(f"{steps[0]} = {steps[-1]}")
+        docs.append({"text": "\n".join(lines)})
+    chain_ops = "+-" if data.pretrain_ops == "+-" else data.pretrain_ops
+    made = 0
+    with tqdm(total=n_chains, desc="chains", leave=False, mininterval=5) as bar:
+        while made < n_chains:
+            n_terms = rng.randint(2, data.pretrain_max_terms)
+            ops = "+-" if rng.random() < 0.7 else chain_ops  # mostly chain sums, some precedence
+            expr = random_expression(rng, n_terms, ops)
+            steps = solve_steps(expr)
+            if max(abs(int(t)) for s in steps for t in s.split()[::2]) > data.max_abs:
+                continue
+            if not trainable(expr, data.heldout_permille):
+                continue
+            docs.append({"text": " =\n".join(steps)})
+            made += 1
+            bar.update()
+    for it in worked_items[:n_worked]:
+        messages = [
+            {"role": "user", "content": it["question"]},
+            {"role": "assistant", "content": assistant_content(it["metadata"]["expression"])},
+        ]
+        docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
+    docs += [{"text": f"{it['question'].rstrip()}\n{it['answer']}"} for it in general_items[:n_general]]
+    rng.shuffle(docs)
+    return docs

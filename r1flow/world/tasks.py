@@ -1,0 +1,203 @@
+"""The tiny world's tasks: reasoning-gym families, disjoint splits, a step-by-step solver, and the
+answers written in R1's readable format (verification: r1flow/sampling/verify.py).
+
+Splits are decided by a hash of the canonical expression (whatever the family's wording): an expression is held out when its hash
+falls in the held-out region. A training item is kept only if neither its expression nor any of the
+expressions its step-by-step solution rewrites it into (with three or more terms) is held out, so no
+held-out question appears in any training corpus, pretraining included. Two-term facts ("4 * 9 = 36")
+are the arithmetic table every corpus teaches and are not questions of any split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import reasoning_gym
+
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2}
+
+
+# ----------------------------------------------------------------------------------- expressions
+def parse_expression(expr: str) -> list[str]:
+    """'4 - 1 * -7' -> ['4', '-', '1', '*', '-7'] (terms and binary operators, space separated)."""
+    tokens = expr.split()
+    if len(tokens) % 2 == 0 or any(t not in _OPS for t in tokens[1::2]):
+        raise ValueError(f"not a flat binary expression: {expr!r}")
+    for t in tokens[::2]:
+        int(t)
+    return tokens
+
+
+def solve_steps(expr: str) -> list[str]:
+    """The rewrites of an expression, one operation at a time, ending with its value.
+
+    '1 - 5 - 2' -> ['1 - 5 - 2', '-4 - 2', '-6']. Multiplication binds tighter; ties go left.
+    """
+    tokens = parse_expression(expr)
+    steps = [" ".join(tokens)]
+    while len(tokens) > 1:
+        ops = tokens[1::2]
+        best = max(_PRECEDENCE[o] for o in ops)
+        i = 2 * next(j for j, o in enumerate(ops) if _PRECEDENCE[o] == best) + 1
+        value = _OPS[tokens[i]](int(tokens[i - 1]), int(tokens[i + 1]))
+        tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2 :]
+        steps.append(" ".join(tokens))
+    return steps
+
+
+def num_terms(expr: str) -> int:
+    return (len(expr.split()) + 1) // 2
+
+
+def max_abs_value(expr: str) -> int:
+    """Largest absolute number that appears anywhere in the solution of ``expr``."""
+    return max(abs(int(n)) for step in solve_steps(expr) for n in step.split()[::2])
+
+
+def split_region(expr: str, heldout_permille: int) -> str:
+    """'heldout' when the expression's hash falls in the held-out region, else 'train'.
+
+    The hash ignores the family, so one expression is held out under every wording of it.
+    """
+    canonical = " ".join(parse_expression(expr))
+    h = int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
+    return "heldout" if h % 1000 < heldout_permille else "train"
+
+
+def trainable(expr: str, heldout_permille: int) -> bool:
+    """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out expression."""
+    return all(
+        split_region(step, heldout_permille) == "train"
+        for step in solve_steps(expr)
+        if num_terms(step) >= 3
+    )
+
+
+# ----------------------------------------------------------------------------------- responses
+def cot_response(expr: str) -> tuple[str, str]:
+    """R1's readable format for a solved expression: (reasoning, summary).
+
+    The reasoning rewrites the remaining expression one operation at a time, starting from the
+    question's expression (so every line follows from the line before it by the same rule, as in the
+    pretraining chains); the summary gives the final answer in <answer> tags.
+    '4 - 1 - 7' -> ('3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
+    """
+    steps = solve_steps(expr)
+    reasoning = " =\n".join(steps[1:])
+    summary = f"The answer is <answer>{steps[-1]}</answer>."
+    return reasoning, summary
+
+
+# ----------------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class FamilySpec:
+    """One reasoning-gym family as the config describes it (see conf/data/*.yaml)."""
+
+    name: str
+    weight: float
+    params: dict
+    hard_params: dict
+
+
+def generate_items(
+    spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int
+) -> Iterator[dict]:
+    """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym."""
+    seen: set[str] = set()
+    chunk, offset = max(256, 4 * n), 0
+    while len(seen) < n:
+        # reasoning-gym seeds item i with seed + i: successive chunks must not overlap
+        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **params)
+        offset += 1
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
+        for entry in ds:
+            expr = entry["metadata"]["expression"]
+            try:
+                if expr in seen or max_abs_value(expr) > max_abs:
+                    continue
+                # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left
+                # to right ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
+                if solve_steps(expr)[-1] != str(entry["answer"]):
+                    continue
+            except ValueError:
+                continue
+            if split == "heldout":
+                if split_region(expr, heldout_permille) != "heldout":
+                    continue
+            elif not trainable(expr, heldout_permille):
+                continue
+            seen.add(expr)
+            metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}
+            yield {
+                "id": f"{spec.name}-{split}-{hashlib.sha1(expr.encode()).hexdigest()[:12]}",
+                "family": spec.name,
+                "question": entry["question"],
+                "answer": str(entry["answer"]),
+                "metadata": metadata,
+            }
+            if len(seen) >= n:
+                return
+
+
+def general_region(question: str, heldout_permille: int) -> str:
+    """'heldout' or 'train' for a non-reasoning item, by a hash of its question."""
+    h = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
+    return "heldout" if h % 1000 < heldout_permille else "train"
+
+
+WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, heldout_permille: int,
+                           top_words: int = 0) -> list[dict]:
+    """``n`` distinct items of a non-reasoning family for ``split`` ('train' or 'heldout').
+
+    ``top_words``: keep only items whose words are all among the family's ``top_words`` most
+    frequent words (measured on a probe sample), so a word-level tokenizer stays small.
+    """
+    allowed = None
+    if top_words:
+        probe = reasoning_gym.create_dataset(spec.name, size=4000, seed=seed, **spec.params)
+        counts = Counter(w for e in probe for w in WORD_RE.findall(e["question"]))
+        allowed = {w for w, _ in counts.most_common(top_words)}
+    rows, seen, offset, chunk = [], set(), 1, max(1000, 8 * n)
+    while len(rows) < n:
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
+        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **spec.params)
+        offset += 1
+        for entry in ds:
+            q = entry["question"]
+            if q in seen or general_region(q, heldout_permille) != split:
+                continue
+            if allowed is not None and not set(WORD_RE.findall(q)) <= allowed:
+                continue
+            seen.add(q)
+            rows.append({"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}",
+                         "family": spec.name, "kind": "general", "question": q, "answer": str(entry["answer"]),
+                         "metadata": {}})
+            if len(rows) >= n:
+                break
+    return rows
+
+
+def direct_response(answer: str) -> str:
+    """A non-reasoning answer in R1's format: an empty reasoning block, then the summary (R1's
+    general SFT data gives trivial queries no CoT)."""
+    return f"<think>\n\n</think>\nThe answer is <answer>{answer}</answer>."
+
+
+def random_expression(rng: random.Random, n_terms: int, ops: str, max_digit: int = 9) -> str:
+    """A random flat expression over one-digit terms (pretraining corpus material)."""
+    parts = [str(rng.randint(0, max_digit))]
+    for _ in range(n_terms - 1):
+        parts += [rng.choice(ops), str(rng.randint(0, max_digit))]
+    return " ".join(parts)
