@@ -21,8 +21,7 @@ from enum import StrEnum
 
 from omegaconf import DictConfig, OmegaConf
 
-from r1flow.config import config_view, with_student
-from r1flow.config.validate import ConfigError
+from r1flow.config import ConfigError, config_view, with_student
 
 BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_or_path (init=pretrained)
 DATA = "data"

@@ -1,8 +1,9 @@
-# What every rule shares: the experiment's jobs (r1flow/harness/jobs.py, from the stage table), the
-# stage command, the pipeline's MLflow run, and the targets.
+# Shared by all rules files: the experiment's jobs (r1flow/harness/jobs.py, from the stage table), the
+# one helper that makes a rule of a job, the pipeline's MLflow run, and the data stage.
 
 import os
 import sys
+import time
 
 sys.path.insert(0, workflow.basedir)  # this checkout's code, even when another copy is installed
 
@@ -19,13 +20,45 @@ STAGE = "{params.cmd} trainer.num_threads={threads} > {log} 2>&1"
 ENV = "../envs/r1flow.yaml"
 
 
+def job_rule(name, R, doc):
+    """Rule ``name`` from job ``R`` (r1flow/harness/jobs.py): its inputs (its config view and the
+    upstream stages' completion files), outputs, command, log, benchmark, threads, priority, cluster
+    resources and wildcards, all derived from the stage table."""
+    rule:
+        name: name
+        input: unpack(R.input)
+        output: **R.output
+        params: **R.params
+        log: R.log
+        benchmark: R.benchmark
+        threads: R.threads
+        priority: R.priority
+        resources: **R.resources
+        wildcard_constraints: **R.wildcards
+        conda: ENV
+        shell: STAGE
+    workflow.get_rule(name).docstring = doc
+
+
+def stage_rule(name, doc):
+    """The rule of stage ``name`` (of the students, with ``{student}`` in its paths, for a stage only
+    students run)."""
+    job_rule(name, J.stage(name) if name in J.dag.nodes else J.student(name), doc)
+
+
+STARTED = []  # when this invocation started running jobs
+
+
 onstart:
+    STARTED.append(time.time())
     os.environ[tracking.PIPELINE_RUN_ENV] = tracking.start_pipeline_run(J.cfg.name)
 
 
 onsuccess:
     if tracking.PIPELINE_RUN_ENV in os.environ:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FINISHED")
+    if STARTED:
+        J.record_run(STARTED[0])
 
 
 onerror:
@@ -33,16 +66,4 @@ onerror:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FAILED")
 
 
-R = J.stage("data")
-rule data:
-    """Prompts of every split, cold-start and non-reasoning data; the tiny world's tokenizer and corpus."""
-    input: unpack(R.input)
-    output: **R.output
-    params: **R.params
-    log: R.log
-    benchmark: R.benchmark
-    threads: R.threads
-    priority: R.priority
-    resources: **R.resources
-    conda: ENV
-    shell: STAGE
+stage_rule("data", "Prompts of every split, cold-start and non-reasoning data; the tiny world's tokenizer and corpus.")

@@ -1,15 +1,13 @@
 # Curation (§2.3.3, §2.4): sample a model on the training prompts, keep the correct, readable samples.
-# One set of rules serves both curation stages ({curation}: rejection_sampling from the reasoning-RL
-# model, distill_data from the final model). The prompts are split into shards by a checkpoint, each
-# shard is sampled by a job of its own, and a merge curates their union.
-
+# One set of rules serves both curation stages ({curation}: rejection_sampling samples the
+# reasoning-RL model, distill_data the final model). The prompts are split into shards by a
+# checkpoint, each shard is sampled by a job of its own, and a merge curates their union.
 
 R = J.curation("shards")
 
 
 checkpoint sample_shards:
     """The prompt shards of a curation stage (their number follows from the data)."""
-    wildcard_constraints: curation=J.curations()
     input: unpack(R.input)
     output: **R.output
     params: **R.params
@@ -18,22 +16,7 @@ checkpoint sample_shards:
     threads: R.threads
     priority: R.priority
     resources: **R.resources
-    conda: ENV
-    shell: STAGE
-
-
-R = J.curation("sample")
-rule sample:
-    """One shard, sampled, verified and filtered."""
-    wildcard_constraints: curation=J.curations()
-    input: unpack(R.input)
-    output: **R.output
-    params: **R.params
-    log: R.log
-    benchmark: R.benchmark
-    threads: R.threads
-    priority: R.priority
-    resources: **R.resources
+    wildcard_constraints: **R.wildcards
     conda: ENV
     shell: STAGE
 
@@ -45,17 +28,7 @@ def sampled_shards(wildcards):
     return expand(f"{J.res}/{wildcards.curation}/samples/{{shard}}/done.json", shard=sorted(ids))
 
 
-R = J.curation("merge")
-rule curate:
-    """The curated set: the union of the kept samples, its report and length histogram."""
-    wildcard_constraints: curation=J.curations()
-    input: unpack(R.input), shards=sampled_shards
-    output: **R.output
-    params: **R.params
-    log: R.log
-    benchmark: R.benchmark
-    threads: R.threads
-    priority: R.priority
-    resources: **R.resources
-    conda: ENV
-    shell: STAGE
+job_rule("sample", J.curation("sample"), "One shard of a curation stage, sampled, verified and filtered.")
+
+job_rule("curate", J.curation("merge", sampled_shards),
+         "A curation stage's set: the union of the kept samples, its report and length histogram.")

@@ -1,9 +1,11 @@
-# Distillation (§2.4) and its baseline (§4.1): every student is pretrained like the base and
-# distilled by SFT alone on the final model's curated samples; the rl_only_students also get the
-# teacher's cold start and reasoning RL. A student's rules are the teacher's, with {student} in
-# every path.
+# Distillation (§2.4) and its baseline (§4.1). Every student is pretrained from scratch like the
+# base and distilled by SFT alone on the final model's curated samples; the rl_only_students also
+# get the teacher's cold start and reasoning RL. A student's rule is the teacher's with {student}
+# in every path.
 
 S = J.student("pretrain")
+
+
 use rule pretrain as student_pretrain with:
     input: unpack(S.input)
     output: **S.output
@@ -12,26 +14,14 @@ use rule pretrain as student_pretrain with:
     benchmark: S.benchmark
     threads: S.threads
     priority: S.priority
-    wildcard_constraints: student=J.students_of("pretrain")
+    wildcard_constraints: **S.wildcards
 
 
-S = J.student("distill")
-rule distill:
-    """A student, trained by SFT alone on the final model's curated samples."""
-    wildcard_constraints: student=J.students_of("distill")
-    input: unpack(S.input)
-    output: **S.output
-    params: **S.params
-    log: S.log
-    benchmark: S.benchmark
-    threads: S.threads
-    priority: S.priority
-    resources: **S.resources
-    conda: ENV
-    shell: STAGE
-
+stage_rule("distill", "A student trained by SFT alone, no RL, on the final model's curated samples (§2.4).")
 
 S = J.student("cold_start_sft")
+
+
 use rule cold_start_sft as student_cold_start_sft with:
     input: unpack(S.input)
     output: **S.output
@@ -40,10 +30,12 @@ use rule cold_start_sft as student_cold_start_sft with:
     benchmark: S.benchmark
     threads: S.threads
     priority: S.priority
-    wildcard_constraints: student=J.students_of("cold_start_sft")
+    wildcard_constraints: **S.wildcards
 
 
 S = J.student("reasoning_rl")
+
+
 use rule reasoning_rl as student_reasoning_rl with:
     input: unpack(S.input)
     output: **S.output
@@ -52,4 +44,4 @@ use rule reasoning_rl as student_reasoning_rl with:
     benchmark: S.benchmark
     threads: S.threads
     priority: S.priority
-    wildcard_constraints: student=J.students_of("reasoning_rl")
+    wildcard_constraints: **S.wildcards

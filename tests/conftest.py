@@ -1,15 +1,25 @@
-"""Shared fixtures: an isolated MLflow store per test session, and the smoke world built once."""
+"""Shared fixtures: an isolated MLflow store per test session, the smoke world built stage by stage,
+and the smoke DAG run once through snakemake in a copy of the project."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+PROJECT_FILES = ("Snakefile", "rules", "conf", "r1flow", "stages", "tracking", "profiles", "envs")
+SMOKE_DAG = {"data": 1, "pretrain": 1, "r1_zero": 1, "cold_start_sft": 1, "reasoning_rl": 1, "sample_shards": 2,
+             "curate": 2, "general_sft": 1, "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1,
+             "student_pretrain": 2, "distill": 2, "student_cold_start_sft": 1, "student_reasoning_rl": 1,
+             "evaluate": 11, "report": 1, "all": 1}
 
 
 def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True):
@@ -19,6 +29,48 @@ def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = 
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def upstream(**dirs) -> str:
+    """The ``io.upstream`` override of a stage run by hand: stage -> its output directory."""
+    return "++io.upstream={" + ",".join(f"{k}:{v}" for k, v in dirs.items()) + "}"
+
+
+def copy_project(dst: Path, src: Path = ROOT, results: bool = False) -> Path:
+    """A copy of the project (with ``results`` also its results and Snakemake's records of them)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    names = PROJECT_FILES + (("results", ".snakemake") if results else ())
+    for name in names:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "locks"))
+        elif (src / name).exists():
+            shutil.copy2(src / name, dst / name)
+    return dst
+
+
+def add_experiment(proj: Path, name: str, body: str, base: str = "smoke") -> str:
+    """An experiment ``name`` in ``proj``: experiment ``base`` (its name and results dir too) plus ``body``."""
+    path = proj / "conf" / "experiment" / f"{name}.yaml"
+    path.write_text(f"# @package _global_\ndefaults:\n  - {base}\n  - _self_\n{body}\n")
+    return name
+
+
+def snakemake(proj: Path, *args: str, experiment: str = "smoke", env: dict | None = None, check: bool = True) -> str:
+    cmd = [SNAKEMAKE, "--cores", "2", "--config", f"experiment={experiment}", *args]
+    proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    out = proc.stdout + proc.stderr
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{out[-5000:]}")
+    return out
+
+
+def planned_jobs(proj: Path, *targets: str, experiment: str = "smoke") -> dict[str, int]:
+    """Rule -> job count of a dry run ({} when nothing is to be done)."""
+    out = snakemake(proj, "-n", *targets, experiment=experiment)
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +87,30 @@ def smoke_world(tmp_path_factory, mlflow_uri) -> Path:
     common = [f"results_dir={res}", f"io.data_dir={res}/data"]
     run_stage("data", *common, f"io.out_dir={res}/data", f"hydra.run.dir={res}/data")
     run_stage("pretrain", *common, f"io.out_dir={res}/pretrain", f"hydra.run.dir={res}/pretrain",
-              f"io.upstream=[{res}/data]")
+              upstream(data=f"{res}/data"))
     run_stage("cold_start_sft", *common, f"io.out_dir={res}/cold_start_sft", f"io.init_model={res}/pretrain/model",
-              f"hydra.run.dir={res}/cold_start_sft", f"io.upstream=[{res}/data,{res}/pretrain]")
+              f"hydra.run.dir={res}/cold_start_sft", upstream(data=f"{res}/data", pretrain=f"{res}/pretrain"))
     return res
+
+
+@dataclass(frozen=True)
+class SmokeDAG:
+    proj: Path  # the project copy
+    uri: str  # its MLflow store, its own: one pipeline run and its stage runs
+
+    @property
+    def res(self) -> Path:
+        return self.proj / "results" / "smoke"
+
+    def env(self) -> dict:
+        return {"MLFLOW_TRACKING_URI": self.uri}
+
+
+@pytest.fixture(scope="session")
+def smoke_dag(tmp_path_factory) -> SmokeDAG:
+    """The whole smoke DAG, run once by ``snakemake`` in a copy of the project; tests read its
+    results, MLflow runs and registry. Tests that edit its files restore them."""
+    proj = copy_project(tmp_path_factory.mktemp("proj"))
+    dag = SmokeDAG(proj, f"sqlite:///{proj}/mlflow.db")
+    snakemake(proj, env=dag.env())
+    return dag

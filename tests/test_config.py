@@ -1,7 +1,9 @@
-"""Config tests: every experiment composes, the schema rejects bad keys and types before compute."""
+"""Config tests: every experiment composes; the schema documents every knob once and rejects bad
+keys, types and choices before compute, naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +12,20 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from r1flow.config import CONF_DIR, STAGE_SECTIONS, compose, stage_view, validate, with_student
+from r1flow.config import CONF_DIR, compose, config_view, validate, with_student
+from r1flow.config.root import RootConfig
+from r1flow.dag import DAG, STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-STAGES = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if not p.stem.startswith("_"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment):
     cfg = compose([f"experiment={experiment}"])
     validate(cfg)
-    assert cfg.name
-    for stage in STAGE_SECTIONS:
-        assert stage_view(cfg, stage)["name"] == cfg.name
+    dag = DAG(cfg)
+    assert all(dag.view(node)["name"] == cfg.name for node in dag.nodes.values())
 
 
 def test_tiny_is_default_and_real_experiment_uses_gpu_and_hub_model():
@@ -31,23 +33,47 @@ def test_tiny_is_default_and_real_experiment_uses_gpu_and_hub_model():
     real = compose(["experiment=qwen_math"])
     assert real.model.init == "pretrained" and "Qwen2.5-Math-1.5B" in real.model.name_or_path
     assert real.trainer.accelerator == "gpu" and real.trainer.precision == "bf16-mixed"
+    assert real.resources.train.gpus == 8
+
+
+def schema_fields(cls, prefix=""):
+    """(dotted key, field) of every leaf knob of a schema class, nested sections included."""
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            yield from schema_fields(type(default), f"{prefix}{f.name}.")
+        yield f"{prefix}{f.name}", f
+
+
+def test_every_knob_is_documented_where_it_is_defined():
+    undocumented = [key for key, f in schema_fields(RootConfig) if not f.metadata.get("help")]
+    assert not undocumented, f"knobs without help: {undocumented}"
+
+
+def test_the_config_reference_is_generated_from_the_schema():
+    from r1flow.config.reference import reference
+
+    assert (ROOT / "docs" / "config.md").read_text() == reference(), "run: python -m r1flow.config.reference"
 
 
 @pytest.mark.parametrize("override, exc", [
     ("cold_start_sft.optim.lrr=1e-4", (ConfigCompositionException, ConfigKeyError)),
     ("cold_start_sft.batch_size=sixteen", (ConfigCompositionException, ValidationError)),
     ("model.hidden_size=1.5", (ConfigCompositionException, ValidationError)),
+    ("reasoning_rl.loss_type=dapoo", (ConfigCompositionException, ValidationError)),
+    ("model.init=magic", (ConfigCompositionException, ValidationError)),
 ])
-def test_schema_rejects_unknown_keys_and_wrong_types(override, exc):
+def test_schema_rejects_unknown_keys_wrong_types_and_choices(override, exc):
     with pytest.raises(exc) as info:
         compose([override])
     key = override.split("=")[0]
     text = str(info.value) + str(info.value.__cause__ or "")
     assert key.split(".")[-1] in text
+    if "loss_type" in key:
+        assert "grpo, bnpo, dr_grpo, dapo" in text  # the allowed values
 
 
 @pytest.mark.parametrize("override, key", [
-    ("model.init=magic", "model.init"),
     ("evaluate.k=0", "evaluate.k"),
     ("evaluate.splits=[test]", "evaluate.splits"),
     ("data.heldout_permille=0", "data.heldout_permille"),
@@ -57,6 +83,7 @@ def test_schema_rejects_unknown_keys_and_wrong_types(override, exc):
     ("rl_only_students=[nobody]", "rl_only_students"),
     ("distill.general_frac=1.0", "distill.general_frac"),
     ("distill_data.n=0", "distill_data"),
+    ("reasoning_rl.generation_batch_size=100", "reasoning_rl.generation_batch_size"),
 ])
 def test_semantic_validation_names_the_key(override, key):
     with pytest.raises(ValueError, match=key):
@@ -69,21 +96,22 @@ def test_a_student_is_the_teacher_model_with_its_overrides():
     assert (small.model.hidden_size, small.model.intermediate_size) == (64, 256)
     assert small.model.num_layers == cfg.model.num_layers and small.student == "small"
     assert with_student(cfg) is cfg  # no student: unchanged
-    # the student's stages have views of their own: a student edit reruns that student only
-    assert stage_view(small, "pretrain") != stage_view(cfg, "pretrain")
-    assert stage_view(with_student(cfg, "medium"), "pretrain") != stage_view(small, "pretrain")
     with pytest.raises(ValueError, match="'giant' is not one of students"):
         with_student(cfg, "giant")
 
 
-def test_stage_views_separate_stages():
-    a, b = compose([]), compose(["evaluate.k=16"])
-    assert stage_view(a, "evaluate") != stage_view(b, "evaluate")
-    for stage in ("data", "pretrain", "cold_start_sft"):
-        assert stage_view(a, stage) == stage_view(b, stage)
+def test_views_separate_stages_and_students():
+    a, b = DAG(compose([])), DAG(compose(["evaluate.k=16"]))
+    assert a.view(a.evaluations["base"]) != b.view(b.evaluations["base"])
+    for key in ("data", "pretrain", "cold_start_sft", "students/small/pretrain"):
+        assert a.view(a.nodes[key]) == b.view(b.nodes[key])
+    # a student's stages have views of their own: a student edit reruns that student only
+    assert a.view(a.nodes["students/small/pretrain"]) != a.view(a.nodes["pretrain"])
+    assert a.view(a.nodes["students/small/pretrain"]) != a.view(a.nodes["students/medium/pretrain"])
+    assert config_view(compose([]), ("model.init",)) == {"name": "tiny", "seed": 0, "model.init": "scratch"}
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", [s.name for s in STAGES])
 def test_stage_cli_help_and_cfg_job(stage):
     out = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--cfg", "job", "experiment=smoke"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)

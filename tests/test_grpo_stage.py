@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_stage
@@ -38,11 +39,22 @@ def test_reasoning_rl_smoke_logs_curves_and_exports(smoke_world, tmp_path):
     assert any(k.startswith("eval/pass") for k in run.data.metrics)
 
 
-def test_r1_zero_uses_its_template(smoke_world, tmp_path):
+def test_r1_zero_samples_its_rollouts_on_the_r1_zero_template(smoke_world, tmp_path):
+    from mlflow.tracking import MlflowClient
+
     out = tmp_path / "zero"
     run_stage("r1_zero", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
-              f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}")
-    assert json.loads((out / "done.json").read_text())["steps"] == 4
+              f"hydra.run.dir={out}")  # its starting model by default: the base (the DAG's edge)
+    done = json.loads((out / "done.json").read_text())
+    assert done["steps"] == 4
+    client = MlflowClient()
+    table = json.loads(Path(client.download_artifacts(done["run_id"], "samples/step_00001.json", str(tmp_path)))
+                       .read_text())
+    prompts = [row[table["columns"].index("prompt")] for row in table["data"]]
+    assert prompts and all(p.startswith("A conversation between User and Assistant.") and p.endswith("<think>")
+                           for p in prompts)
+    questions = {json.loads(line)["question"] for line in (smoke_world / "data" / "train.jsonl").open()}
+    assert all(any(f"User: {q}. Assistant:" in p for q in questions) for p in prompts)
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
-"""The report's verdicts on R1_RECIPE.md §6: each claim is judged from the numbers, either way."""
+"""The report: each of the paper's claims judged from the numbers, either way; the results table;
+the smoke DAG's report outputs; the README's generated results section."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from stages.report import check_claims, claims_markdown, markdown_table, table_rows
+from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown
+from r1flow.report.results import markdown_table, table_rows
 
 
 def row(label, p1, half_width=0.02, hard=0.1, params=1000, wall=10.0, fmt=1.0):
@@ -21,7 +23,7 @@ def rl_history(lengths, pass1):
 
 
 def verdicts(by_label, runs, students, checks_n=None):
-    return {c["claim"]: c["verdict"] for c in check_claims(by_label, runs, students, checks_n)}
+    return {c["claim"]: c["verdict"] for c in check_claims(Evidence(by_label, runs, students, checks_n))}
 
 
 def test_claims_follow_the_numbers():
@@ -48,7 +50,8 @@ def test_claims_follow_the_numbers():
     assert v["Distillation beats RL on the same small model (student small)"] == "not reproduced"
     assert v["Cold start makes RL better and faster; R1-Zero's drawback is readability"] == "reproduced"
     assert v["Larger students distil better, all below the teacher"] == "partly"
-    assert "**not reproduced**" in claims_markdown(check_claims(bad, runs, ["medium", "small"]))
+    text = claims_markdown(check_claims(Evidence(bad, runs, ["medium", "small"])))
+    assert "**not reproduced**" in text and "(§4.1, Table 6): Qwen-32B: distilled 72.6" in text
     # R1-Zero judged on its own template: its checks rose 5 -> 8 %, within the noise of 200 prompts...
     assert verdicts(bad, runs, ["medium", "small"], 200)["RL raises pass@1 a lot"] == "partly"
     # ...but 5 -> 30 % is a rise, whatever the base scores on the chat template
@@ -63,3 +66,23 @@ def test_results_table_lists_every_checkpoint_with_its_interval():
                                    "verifier": "v"})
     assert "| base | 1,000 | 40.0 [38.0, 42.0] |" in md and "| student_small |" in md
     assert "k = 8, T = 0.6, top-p = 0.95" in md
+
+
+def test_every_claim_cites_the_paper():
+    for claim in CLAIMS:
+        assert claim.paper and claim.cite.startswith("§"), claim.title
+
+
+def test_the_smoke_dags_report(smoke_dag):
+    out = smoke_dag.res / "report"
+    table = (out / "results.md").read_text()
+    for label in ("base", "all_scenario_rl", "student_half", "student_quarter", "rl_only_quarter"):
+        assert f"| {label} |" in table
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 11 and rows[0].startswith("checkpoint,parameters,heldout_pass@1")
+    assert [r.split(",")[0] for r in rows[1:]] == ["base", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
+                                                   "all_scenario_rl", "base_half", "student_half", "base_quarter",
+                                                   "student_quarter", "rl_only_quarter"]
+    assert "Distillation beats RL on the same small model (student quarter)" in (out / "claims.md").read_text()
+    for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
+        assert (out / f"{png}.png").stat().st_size > 5000

@@ -76,8 +76,13 @@ def test_combined_rewards_weights_and_switch_off():
         get_reward("nope")
 
 
-def test_config_rejects_unknown_reward():
-    from r1flow.config import validate
+def test_reward_names_and_their_models_are_checked_before_compute():
+    from r1flow.sampling.rewards import check_rewards
 
-    with pytest.raises(ValueError, match="unknown reward"):
-        validate(compose(["+reasoning_rl.rewards.nope=1.0"]))
+    with pytest.raises(ValueError, match="reasoning_rl.rewards: unknown reward 'nope'"):
+        check_rewards("reasoning_rl", compose(["+reasoning_rl.rewards.nope=1.0"]).reasoning_rl, set())
+    # a reward model's reward needs that model upstream: only all-scenario RL reads the reward models
+    cfg = compose(["+reasoning_rl.rewards.helpfulness_rm=1.0"])
+    with pytest.raises(ValueError, match="the helpfulness_rm stage's model, which reasoning_rl does not read"):
+        check_rewards("reasoning_rl", cfg.reasoning_rl, set())
+    check_rewards("all_scenario_rl", compose([]).all_scenario_rl, {"helpfulness_rm", "harmlessness_rm"})

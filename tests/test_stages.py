@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import run_stage
+from conftest import run_stage, upstream
 
 
 def test_smoke_stages_produce_hf_checkpoints(smoke_world):
@@ -42,7 +42,7 @@ def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
     out = tmp_path / "eval"
     run_stage("evaluate", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
               f"io.init_model={smoke_world}/cold_start_sft/model", "io.label=cold_start_sft",
-              f"hydra.run.dir={out}", f"io.upstream=[{smoke_world}/cold_start_sft]",
+              f"hydra.run.dir={out}", upstream(cold_start_sft=f"{smoke_world}/cold_start_sft"),
               "evaluate.splits=[heldout,hard,general,safety]")  # as the Snakefile passes for general models
     m = json.loads((out / "metrics.json").read_text())
     for key in ("pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length", "pass@1_ci95", "per_family"):
@@ -117,7 +117,7 @@ def test_rejection_sampling_by_hand_then_general_sft(smoke_world, tmp_path):
     assert report["sampled"] == 64 * 2 and report["kept"] + sum(report["dropped"].values()) == 128
     assert (rs / "lengths.png").stat().st_size > 1000 and (rs / "reasoning_sft.jsonl").is_file()
     run_stage("general_sft", *common, f"io.out_dir={gen}", f"hydra.run.dir={gen}",
-              f"io.init_model={smoke_world}/pretrain/model", f"general_sft.reasoning_data={rs}/reasoning_sft.jsonl")
+              f"io.init_model={smoke_world}/pretrain/model", upstream(data=f"{smoke_world}/data", rejection_sampling=rs))
     done = json.loads((gen / "done.json").read_text())
     assert done["steps"] == 6 and done["rows"]["general"] > 0 and (gen / "model" / "model.safetensors").is_file()
 
@@ -142,7 +142,7 @@ def test_student_is_pretrained_small_then_distilled(smoke_world, tmp_path):
     cfg = json.loads((pre / "model" / "config.json").read_text())
     assert (cfg["hidden_size"], cfg["intermediate_size"]) == (8, 16)  # conf/experiment/smoke.yaml students.quarter
     run_stage("distill", *common, "student=quarter", f"io.out_dir={dist}", f"hydra.run.dir={dist}",
-              f"io.init_model={pre}/model", f"distill.reasoning_data={dd}/reasoning_sft.jsonl")
+              f"io.init_model={pre}/model", upstream(data=f"{smoke_world}/data", distill_data=dd))
     done = json.loads((dist / "done.json").read_text())
     assert done["steps"] == 6 and done["rows"]["general"] > 0
     assert json.loads((dist / "model" / "config.json").read_text())["hidden_size"] == 8
@@ -152,5 +152,6 @@ def test_distill_needs_a_known_student(smoke_world, tmp_path):
     out = tmp_path / "distill"
     common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
               f"hydra.run.dir={out}"]
-    assert_failed_cleanly(run_stage("distill", *common, check=False), out, "student", "e.g. student=small")
+    assert_failed_cleanly(run_stage("distill", *common, check=False), out, "student: distill trains a student: "
+                          "name one of half, quarter (e.g. student=half)")
     assert_failed_cleanly(run_stage("distill", *common, "student=giant", check=False), out, "'giant'", "half")

@@ -11,10 +11,11 @@
 """
 
 from ._common import PIPELINE_RUN_ENV, TrackingError, quiet_mlflow_logging, tracking_uri
+from .handle import StageRun
 from .pipeline import end_pipeline_run, start_pipeline_run
 from .records import read_run_record
 from .server import check_tracking_server
-from .stage import StageRun, stage_run
+from .stage import stage_run
 
 quiet_mlflow_logging()
 

@@ -19,8 +19,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from r1flow.config.base import ModelConfig, TrainerConfig
+from r1flow.config.checks import ConfigError, validate
 from r1flow.config.data import DataConfig
 from r1flow.config.root import RootConfig
+
+__all__ = ["CONF_DIR", "ConfigError", "compose", "config_view", "digest", "plain", "validate", "with_student"]
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 

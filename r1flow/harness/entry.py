@@ -34,8 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import tracking
-from r1flow.config import CONF_DIR, digest, plain, with_student
-from r1flow.config.validate import validate
+from r1flow.config import CONF_DIR, digest, plain, validate, with_student
 from r1flow.dag import BY_NAME, DAG, DATA, Node
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import DataError, write_json

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ from pathlib import Path
 import yaml
 from snakemake.io import directory, report
 
-from r1flow.config import compose
-from r1flow.config.validate import validate
+from r1flow.config import compose, validate
 from r1flow.dag import BY_NAME, DAG, DATA, MODEL, Kind, Node, Stage
 from r1flow.harness.code import code_digest
+from r1flow.harness.files import write_json
 from r1flow.sampling.rewards import check_rewards
 
 CRITICAL = 10  # priority of the main chain (base -> ... -> students), ahead of side jobs (evaluations)
@@ -46,6 +47,7 @@ class Rule:
     threads: int = 1
     priority: int = 0
     resources: dict = field(default_factory=dict)
+    wildcards: dict = field(default_factory=dict)  # wildcard -> the values it takes (a regex)
 
 
 class Jobs:
@@ -107,14 +109,14 @@ class Jobs:
         """What a node at ``pattern`` (its directory under results, wildcards allowed) declares."""
         out = {}
         for name in stage.outputs:
-            path = f"{self.res}/{pattern}/{name}"
+            path, key = f"{self.res}/{pattern}/{name}", name.replace(".", "_")
             if name == MODEL:
-                out[name] = directory(path)
+                out[key] = directory(path)
             elif stage.plots and name.endswith((".png", ".md")):
                 sub = next((p for p in pattern.split("/") if p.startswith("{")), None)  # e.g. {label}
-                out[name.split(".")[0]] = report(path, category=stage.plots, subcategory=sub)
+                out[key] = report(path, category=stage.plots, subcategory=sub)
             else:
-                out[name.split(".")[0]] = path
+                out[key] = path
         return {**out, "done": f"{self.res}/{pattern}/{DONE}"}
 
     def resources(self, stage: Stage, part: str | None = None) -> dict:
@@ -124,7 +126,7 @@ class Jobs:
 
     def _rule(self, stage: Stage, pattern: str, find: Callable[..., Node], student: bool = False,
               inputs: Callable | None = None, outputs: dict | None = None, part: str | None = None,
-              args: Callable[..., dict] = lambda wc: {}) -> Rule:
+              args: Callable[..., dict] = lambda wc: {}, wildcards: dict | None = None) -> Rule:
         """The rule of ``stage``'s nodes at ``pattern``: ``find(wildcards)`` is the node,
         ``args(wildcards)`` the command's extra keyword arguments (see :meth:`command`)."""
         return Rule(
@@ -136,6 +138,7 @@ class Jobs:
             threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
             priority=CRITICAL if stage.critical and (not student or not stage.teacher) else 0,
             resources=self.resources(stage, part),
+            wildcards=wildcards or {},
         )
 
     # ---------------------------------------------------------------- the rules
@@ -145,12 +148,9 @@ class Jobs:
 
     def student(self, name: str) -> Rule:
         """The rule of stage ``name`` for the students that run it (wildcard ``student``)."""
+        students = "|".join(n.student for n in self.dag.nodes.values() if n.stage.name == name and n.student)
         return self._rule(BY_NAME[name], f"students/{{student}}/{name}", lambda wc: self.dag.node(name, wc.student),
-                          student=True)
-
-    def students_of(self, name: str) -> str:
-        """The values wildcard ``student`` takes in the student rule of stage ``name``."""
-        return "|".join(n.student for n in self.dag.nodes.values() if n.stage.name == name and n.student) or "^$"
+                          student=True, wildcards={"student": students or "^$"})
 
     def evaluation(self) -> Rule:
         """The evaluation of checkpoint ``{label}``: on its own template, and on the general splits
@@ -165,12 +165,15 @@ class Jobs:
             return {"io.label": wc.label, "evaluate.template": find(wc).template,
                     "evaluate.splits": "[" + ",".join(splits) + "]"}
 
-        return self._rule(BY_NAME["evaluate"], "eval/{label}", find, args=args)
+        return self._rule(BY_NAME["evaluate"], "eval/{label}", find, args=args,
+                          wildcards={"label": "|".join(self.dag.evaluations)})
 
-    def curation(self, part: str) -> Rule:
+    def curation(self, part: str, sampled: Callable | None = None) -> Rule:
         """A part of curation stage ``{curation}``: ``shards`` (a checkpoint: their number follows from
-        the data), ``sample`` (shard ``{shard}``, one job each) or ``merge``."""
+        the data), ``sample`` (shard ``{shard}``, one job each) or ``merge`` (of the shards
+        ``sampled(wildcards)`` lists)."""
         stage = BY_NAME["rejection_sampling"]
+        wildcards = {"curation": "|".join(n.key for n in self.dag.nodes.values() if n.stage.kind is Kind.curation)}
 
         def find(wc) -> Node:
             return self.dag.node(wc.curation)
@@ -183,18 +186,16 @@ class Jobs:
                 "out": f"{self.res}/{wc.curation}/shards", "upstream": {DATA: self.dag.dir(DATA)}, "with_init": False,
                 "io.part": part},
                 inputs=lambda wc: {"cfg": self.views[wc.curation], DATA: f"{self.dag.dir(DATA)}/{DONE}"},
-                outputs={"shards": directory(f"{self.res}/{{curation}}/shards")})
+                outputs={"shards": directory(f"{self.res}/{{curation}}/shards")}, wildcards=wildcards)
         if part == "sample":
             base = f"{self.res}/{{curation}}/samples/{{shard}}"
             return self._rule(stage, "{curation}/samples/{shard}", find, part=part, args=lambda wc: {
                 "out": f"{self.res}/{wc.curation}/samples/{wc.shard}", "io.part": part, "io.shard": shard(wc),
                 "io.label": f"shard{wc.shard}"}, inputs=lambda wc: {**self.inputs(find(wc)), "shard": shard(wc)},
-                outputs={"kept": f"{base}/kept.jsonl", "report": f"{base}/report.json", "done": f"{base}/{DONE}"})
-        return self._rule(stage, "{curation}", find, part=part, args=lambda wc: {"io.part": part})
-
-    def curations(self) -> str:
-        """The values wildcard ``curation`` takes: the curation stages."""
-        return "|".join(n.key for n in self.dag.nodes.values() if n.stage.kind is Kind.curation)
+                outputs={"kept": f"{base}/kept.jsonl", "report": f"{base}/report.json", "done": f"{base}/{DONE}"},
+                wildcards=wildcards)
+        return self._rule(stage, "{curation}", find, part=part, args=lambda wc: {"io.part": part}, wildcards=wildcards,
+                          inputs=lambda wc: {**self.inputs(find(wc)), "shards": sampled(wc)})
 
     def report(self) -> Rule:
         """The report: every evaluation's metrics in, the table, plots, claims and registry out."""
@@ -202,6 +203,14 @@ class Jobs:
         metrics = {f"eval_{label}": f"{self.dag.dir(n.key)}/metrics.json" for label, n in self.dag.evaluations.items()}
         return self._rule(node.stage, "report", lambda wc: node,
                           inputs=lambda wc: {"cfg": self.views["report"], **metrics})
+
+    def record_run(self, started: float) -> None:
+        """After a run that ended with the report: its wall time (``report/pipeline.json``, which the
+        README's figures are written from)."""
+        done = Path(self.dag.dir("report")) / DONE
+        if done.is_file() and done.stat().st_mtime >= started:
+            write_json(done.parent / "pipeline.json", {"experiment": self.experiment, "started": started,
+                                                       "wall_s": round(time.time() - started, 1)})
 
     def targets(self) -> list[str]:
         """What ``snakemake`` builds by default: every evaluation and the report."""

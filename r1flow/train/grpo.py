@@ -150,44 +150,38 @@ class GRPOModule(L.LightningModule):
                 parts.setdefault(f"general/{name}" if general else name, []).extend(vals)
         return flat, items, torch.tensor(total, dtype=torch.float32), parts
 
-    @torch.no_grad()
-    def make_rollout(self) -> Rollout:
-        g = self.g
-        G = g.group_size
-        n_prompts = g.generation_batch_size // G // self.trainer.world_size
-        t0 = time.perf_counter()
-        idx, groups = self._sample_groups(n_prompts)
-        t_gen = time.perf_counter() - t0
-        flat, items, rewards, parts = self._score(idx, groups)
-        zero = zero_std_groups(rewards, G)
-        stats = {"frac_reward_zero_std": zero.float().mean().item(), "general_prompt_share": self.general_share()}
-        if g.dynamic_sampling:  # DAPO: keep groups with signal, refill from the next prompts
-            keep = [i for i in range(len(idx)) if not zero[i]]
-            pool = {"idx": [idx[i] for i in keep], "groups": [groups[i] for i in keep]}
-            rounds = 0
-            while len(pool["idx"]) < n_prompts and rounds < g.max_refill_rounds:
-                rounds += 1
-                t1 = time.perf_counter()
-                more_idx, more = self._sample_groups(n_prompts - len(pool["idx"]))
-                t_gen += time.perf_counter() - t1
-                _, _, r_more, _ = self._score(more_idx, more)
-                z_more = zero_std_groups(r_more, G)
-                pool["idx"] += [more_idx[i] for i in range(len(more_idx)) if not z_more[i]]
-                pool["groups"] += [more[i] for i in range(len(more_idx)) if not z_more[i]]
-            if pool["idx"]:  # else: keep the original batch (all groups flat; zero advantages)
-                idx, groups = pool["idx"][:n_prompts], pool["groups"][:n_prompts]
-                flat, items, rewards, parts = self._score(idx, groups)
-            stats["dynamic_sampling/refill_rounds"] = float(rounds)
-            stats["dynamic_sampling/groups"] = float(len(idx))
-        advantages = group_advantages(rewards, G, g.scale_rewards)
+    def _refill(self, idx: list[int], groups: list, rewards: torch.Tensor, n_prompts: int, stats: dict):
+        """DAPO's dynamic sampling: keep the groups with a reward signal and refill the batch from the
+        next prompts (at most ``max_refill_rounds`` rounds). Returns (idx, groups, extra sampling s),
+        the original batch when no group has a signal."""
+        G, zero = self.g.group_size, zero_std_groups(rewards, self.g.group_size)
+        keep = [i for i in range(len(idx)) if not zero[i]]
+        pool = {"idx": [idx[i] for i in keep], "groups": [groups[i] for i in keep]}
+        rounds, t_gen = 0, 0.0
+        while len(pool["idx"]) < n_prompts and rounds < self.g.max_refill_rounds:
+            rounds += 1
+            t1 = time.perf_counter()
+            more_idx, more = self._sample_groups(n_prompts - len(pool["idx"]))
+            t_gen += time.perf_counter() - t1
+            _, _, r_more, _ = self._score(more_idx, more)
+            z_more = zero_std_groups(r_more, G)
+            pool["idx"] += [more_idx[i] for i in range(len(more_idx)) if not z_more[i]]
+            pool["groups"] += [more[i] for i in range(len(more_idx)) if not z_more[i]]
+        if pool["idx"]:  # else: keep the original batch (all groups flat; zero advantages)
+            idx, groups = pool["idx"][:n_prompts], pool["groups"][:n_prompts]
+        stats["dynamic_sampling/refill_rounds"] = float(rounds)
+        stats["dynamic_sampling/groups"] = float(len(idx))
+        return idx, groups, t_gen
 
-        # tensors: left-padded prompts + right-padded completions
+    def _tensors(self, idx: list[int], flat: list[Completion]):
+        """(input_ids, attention_mask, prompt width, loss mask, active tokens across ranks): left-padded
+        prompts, one row per completion, then the right-padded completions."""
+        g, G = self.g, self.g.group_size
         self.tok.padding_side = "left"
         enc = self.tok([self.prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.repeat_interleave(G, dim=0) for k, v in enc.items()}  # one row per completion
         width = max(1, max(c.length for c in flat))
-        pad = self.tok.pad_token_id
-        comp = torch.full((len(flat), width), pad, dtype=torch.long)
+        comp = torch.full((len(flat), width), self.tok.pad_token_id, dtype=torch.long)
         comp_attn = torch.zeros((len(flat), width), dtype=torch.long)
         cmask = torch.zeros((len(flat), width), dtype=torch.float32)
         for i, c in enumerate(flat):
@@ -202,22 +196,28 @@ class GRPOModule(L.LightningModule):
         if self.trainer.world_size > 1:
             active = self.trainer.strategy.reduce(active, reduce_op="sum")
         total_active = float(active) / self.trainer.world_size  # DDP averages gradients over ranks
+        return input_ids, attention_mask, enc["input_ids"].shape[1], cmask, total_active
 
-        t1 = time.perf_counter()
-        P = enc["input_ids"].shape[1]
-        mb = g.mini_batch_size // self.trainer.world_size or len(flat)
+    def _cached_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int):
+        """The reference model's log-probs (when beta > 0) and pi_old's (when a rollout serves
+        several steps), by mini-batch."""
+        g, n = self.g, input_ids.shape[0]
+        mb = g.mini_batch_size // self.trainer.world_size or n
 
         def logprobs_of(model) -> torch.Tensor:
             return torch.cat([
-                completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], P, g.temperature,
-                                    g.logprob_chunk_rows)[0]
-                for s in range(0, len(flat), mb)
+                completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], prompt_width,
+                                    g.temperature, g.logprob_chunk_rows)[0]
+                for s in range(0, n, mb)
             ])
 
         ref_logp = logprobs_of(self.ref_model) if self.ref_model is not None else None
         old_logp = logprobs_of(self.model) if self.steps_per_rollout > 1 else None
-        t_ref = time.perf_counter() - t1
+        return ref_logp, old_logp
 
+    def _record(self, idx, items, flat, rewards, advantages, parts, stats: dict) -> None:
+        """The rollout's metrics (logged with the step) and its samples (the tables)."""
+        G = self.g.group_size
         lengths = torch.tensor([c.length for c in flat], dtype=torch.float32)
         n_tokens = float(lengths.sum())
         stats.update({
@@ -226,21 +226,43 @@ class GRPOModule(L.LightningModule):
             "completions/mean_length": lengths.mean().item(),
             "completions/max_length": lengths.max().item(),
             "completions/clipped_ratio": float(np.mean([c.truncated for c in flat])),
-            "timing/gen": t_gen,
-            "timing/ref": t_ref,
-            "throughput/gen_tokens_per_s": n_tokens / max(t_gen, 1e-9),
+            "throughput/gen_tokens_per_s": n_tokens / max(stats["timing/gen"], 1e-9),
             "rollout/completion_tokens": n_tokens,
         })
         for name, vals in parts.items():
             stats[f"rewards/{name}/mean"] = float(np.mean(vals))
         self.rollout_stats = stats
+        prompts = [self.prompts[i] for i in idx for _ in range(G)]
         self.last_samples = [
-            {"step": self.global_step, "id": it["id"], "question": it["question"], "gold": it["answer"],
-             "completion": c.text, "reward": float(r), "advantage": float(a), "length": c.length,
-             "truncated": c.truncated}
-            for it, c, r, a in zip(items, flat, rewards.tolist(), advantages.tolist())
+            {"step": self.global_step, "id": it["id"], "prompt": p, "gold": it["answer"], "completion": c.text,
+             "reward": float(r), "advantage": float(a), "length": c.length, "truncated": c.truncated}
+            for it, p, c, r, a in zip(items, prompts, flat, rewards.tolist(), advantages.tolist())
         ]
-        return Rollout(input_ids, attention_mask, P, cmask, advantages.to(self.device), old_logp, ref_logp,
+
+    @torch.no_grad()
+    def make_rollout(self) -> Rollout:
+        """Sample, score and tensorise one rollout; cache the reference's and pi_old's log-probs."""
+        g = self.g
+        n_prompts = g.generation_batch_size // g.group_size // self.trainer.world_size
+        t0 = time.perf_counter()
+        idx, groups = self._sample_groups(n_prompts)
+        t_gen = time.perf_counter() - t0
+        flat, items, rewards, parts = self._score(idx, groups)
+        stats = {"frac_reward_zero_std": zero_std_groups(rewards, g.group_size).float().mean().item(),
+                 "general_prompt_share": self.general_share()}
+        if g.dynamic_sampling:
+            kept_idx, groups, t_more = self._refill(idx, groups, rewards, n_prompts, stats)
+            t_gen += t_more
+            if kept_idx is not idx:
+                idx = kept_idx
+                flat, items, rewards, parts = self._score(idx, groups)
+        advantages = group_advantages(rewards, g.group_size, g.scale_rewards)
+        input_ids, attention_mask, width, cmask, total_active = self._tensors(idx, flat)
+        t1 = time.perf_counter()
+        ref_logp, old_logp = self._cached_logprobs(input_ids, attention_mask, width)
+        stats.update({"timing/gen": t_gen, "timing/ref": time.perf_counter() - t1})
+        self._record(idx, items, flat, rewards, advantages, parts, stats)
+        return Rollout(input_ids, attention_mask, width, cmask, advantages.to(self.device), old_logp, ref_logp,
                        total_active)
 
     # ------------------------------------------------------------------ update

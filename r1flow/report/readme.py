@@ -1,0 +1,125 @@
+"""Generated sections of the documentation, so that no figure or table is copied by hand.
+
+    python -m r1flow.report.readme                          # docs/config.md and the stage table of docs/recipe.md
+    python -m r1flow.report.readme --results results/tiny   # and the README's results, from that run
+
+A generated section sits between ``<!-- BEGIN <name> ... -->`` and ``<!-- END <name> -->`` markers;
+everything outside them is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+from pathlib import Path
+
+from r1flow.config.reference import reference
+from r1flow.dag import STAGES, Kind
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_block(path: Path, name: str, content: str, command: str) -> None:
+    """Replace the block ``name`` of ``path`` with ``content`` (the markers must be there)."""
+    text = path.read_text()
+    begin = re.compile(rf"<!-- BEGIN {name}\b[^>]*-->\n")
+    end = f"<!-- END {name} -->"
+    m = begin.search(text)
+    if not m or end not in text[m.end():]:
+        raise ValueError(f"{path}: no block {name!r} (markers <!-- BEGIN {name} --> ... {end})")
+    stop = text.index(end, m.end())
+    head = f"<!-- BEGIN {name}: written by `{command}`; do not edit -->\n"
+    path.write_text(text[: m.start()] + head + content.rstrip() + "\n" + text[stop:])
+
+
+def read_block(path: Path, name: str) -> str:
+    text = path.read_text()
+    m = re.search(rf"<!-- BEGIN {name}\b[^>]*-->\n(.*?)<!-- END {name} -->", text, re.S)
+    return m.group(1) if m else ""
+
+
+def stage_table() -> str:
+    """The stage table of r1flow/dag.py as markdown."""
+    lines = ["| stage | paper | starts from | also reads | writes | evaluated as | students | job class |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in STAGES:
+        init = f"`{s.init}` (a knob)" if s.knob else s.init or "–"
+        label = ", ".join(x for x in (s.evaluated.label, s.evaluated.student_label) if x) if s.evaluated else "–"
+        if s.kind is Kind.evaluate:
+            label = "every checkpoint"
+        lines.append(f"| `{s.name}` ({s.kind}) | {s.paper} | {init} | {', '.join(s.reads) or '–'} | "
+                     f"{', '.join(s.outputs) or '–'} | {label} | {s.students or '–'} | {s.resources} |")
+    return "\n".join(lines) + "\n"
+
+
+def _benchmarks(res: Path, started: float) -> list[tuple[str, float, float]]:
+    """(job, seconds, max RSS MB) of every job benchmarked since ``started``."""
+    rows = []
+    for tsv in sorted((res / "benchmarks").rglob("*.tsv")):
+        if tsv.stat().st_mtime < started:
+            continue
+        with open(tsv) as f:
+            row = next(csv.DictReader(f, delimiter="\t"))
+        rows.append((str(tsv.relative_to(res / "benchmarks").with_suffix("")), float(row["s"]),
+                     float(row["max_rss"]) if row.get("max_rss", "NA") != "NA" else 0.0))
+    return rows
+
+
+def run_summary(res: Path) -> str:
+    """Wall time, jobs, memory and the slowest jobs of the last run that ended with the report."""
+    run = json.loads((res / "report" / "pipeline.json").read_text())
+    jobs = _benchmarks(res, run["started"])
+    slow = ", ".join(f"{name} {s:.0f} s" for name, s, _ in sorted(jobs, key=lambda j: -j[1])[:4])
+    minutes, seconds = divmod(round(run["wall_s"]), 60)
+    return (f"`rm -rf {res} && snakemake --cores 2` ran {len(jobs)} jobs in **{minutes} min {seconds} s** of wall "
+            f"time; peak RSS of a job {max(j[2] for j in jobs) / 1024:.1f} GB; the slowest jobs: {slow}.")
+
+
+def facts(res: Path) -> str:
+    """Curation yields and reward-model accuracies of the run."""
+    lines = []
+    for stage in (s for s in STAGES if s.kind is Kind.curation):
+        path = res / stage.name / "report.json"
+        if path.is_file():
+            r = json.loads(path.read_text())
+            lines.append(f"- **{stage.name}**: kept {r['kept']:,} of {r['sampled']:,} samples ({100 * r['yield']:.1f} %); "
+                         f"{r['prompts_with_a_kept_sample']:,} of {r['prompts']:,} prompts keep at least one.")
+    for stage in (s for s in STAGES if s.kind is Kind.reward_model):
+        path = res / stage.name / "done.json"
+        if path.is_file():
+            acc = json.loads(path.read_text())["heldout"]
+            kinds = ", ".join(f"{k} {v:.2f}" for k, v in acc["by_rejected_kind"].items())
+            lines.append(f"- **{stage.name}**: held-out accuracy {acc['accuracy']:.2f} on {acc['pairs']} pairs ({kinds}).")
+    return "\n".join(lines)
+
+
+def claims_table(res: Path) -> str:
+    text = (res / "report" / "claims.md").read_text()
+    rows = re.findall(r"^## (.+?): \*\*(.+?)\*\*\n\n- paper \((.+?)\): (.+?)\n- here: (.+?)$", text, re.M)
+    lines = ["| claim (paper) | verdict | here |", "|---|---|---|"]
+    lines += [f"| {c} ({cite}: {paper}) | **{v}** | {here} |" for c, v, cite, paper, here in rows]
+    return "\n".join(lines)
+
+
+def results_section(res: Path) -> str:
+    table = (res / "report" / "results.md").read_text().split("\n", 2)[2]  # without its title
+    return "\n\n".join([run_summary(res), table.strip(), facts(res), "The paper's claims, judged on this run "
+                        f"({res}/report/claims.md):", claims_table(res)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m r1flow.report.readme", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, help="a finished run's results dir: write the README's results")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    (ROOT / "docs" / "config.md").write_text(reference())
+    write_block(ROOT / "docs" / "recipe.md", "stage-table", stage_table(), "python -m r1flow.report.readme")
+    if args.results:
+        write_block(args.readme, "results", results_section(args.results),
+                    f"python -m r1flow.report.readme --results {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The stage table (r1flow/dag.py): every stage is declared once and everything derives from it —
+the edges, the lineage a stage records, its default inputs by hand, the labels of the report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from r1flow.config import compose
+from r1flow.config.root import RootConfig
+from r1flow.dag import BASE, BY_NAME, DAG, STAGES, Kind
+from r1flow.harness.entry import find_node, resolve_io
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_stage_has_its_entry_module_config_section_and_rule_file():
+    sections = set(RootConfig.__dataclass_fields__)
+    for stage in STAGES:
+        entry = (ROOT / "stages" / f"{stage.name}.py").read_text()
+        assert f'@stage_main("{stage.name}")' in entry, stage.name
+        assert stage.name in sections, stage.name
+        assert (ROOT / "rules" / f"{stage.phase}.smk").is_file(), stage.phase
+        for ref in (stage.init, *stage.reads):
+            assert ref is None or ref == BASE or ref in BY_NAME or "." in ref, (stage.name, ref)
+
+
+def test_the_tiny_dag_edges():
+    dag = DAG(compose([]))
+    edges = {key: list(node.upstream) for key, node in dag.nodes.items() if not key.startswith("eval/")}
+    assert edges == {
+        "data": [], "pretrain": ["data"], "r1_zero": ["data", "pretrain"], "cold_start_sft": ["data", "pretrain"],
+        "reasoning_rl": ["data", "cold_start_sft"], "rejection_sampling": ["data", "reasoning_rl"],
+        "general_sft": ["data", "pretrain", "rejection_sampling"], "helpfulness_rm": ["data", "general_sft"],
+        "harmlessness_rm": ["data", "general_sft"],
+        "all_scenario_rl": ["data", "general_sft", "helpfulness_rm", "harmlessness_rm"],
+        "distill_data": ["data", "all_scenario_rl"],
+        "students/medium/pretrain": ["data"], "students/medium/distill": ["data", "students/medium/pretrain", "distill_data"],
+        "students/small/pretrain": ["data"], "students/small/distill": ["data", "students/small/pretrain", "distill_data"],
+        "students/small/cold_start_sft": ["data", "students/small/pretrain"],
+        "students/small/reasoning_rl": ["data", "students/small/cold_start_sft"],
+        "report": ["pretrain", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
+                   "students/medium/pretrain", "students/medium/distill", "students/small/pretrain",
+                   "students/small/distill", "students/small/reasoning_rl"]}
+    # the report's rows, in the recipe's order; each checkpoint on its own template
+    assert list(dag.evaluations) == ["base", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
+                                     "all_scenario_rl", "base_medium", "student_medium", "base_small",
+                                     "student_small", "rl_only_small"]
+    assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {"r1_zero"}
+    assert {k for k, n in dag.evaluations.items() if n.general} == {"general_sft", "all_scenario_rl",
+                                                                    "student_medium", "student_small"}
+    assert set(dag.rl_runs()) == {"r1_zero", "reasoning_rl", "all_scenario_rl", "rl_only_small"}
+
+
+@pytest.mark.parametrize("knob, value, stage, init", [
+    ("general_sft.start_from", "reasoning_rl", "general_sft", "reasoning_rl"),
+    ("helpfulness_rm.start_from", "base", "helpfulness_rm", "pretrain"),
+    ("rejection_sampling.sampler", "cold_start_sft", "rejection_sampling", "cold_start_sft"),
+    ("distill_data.sampler", "general_sft", "distill_data", "general_sft"),
+])
+def test_a_knob_that_chooses_an_edge_moves_it(knob, value, stage, init):
+    default, moved = DAG(compose([])), DAG(compose([f"{knob}={value}"]))
+    assert moved.nodes[stage].init == init and init in moved.nodes[stage].upstream
+    old = default.nodes[stage].init
+    if old != init:
+        assert old not in moved.nodes[stage].upstream or old in BY_NAME[stage].reads
+    assert moved.init_model(moved.nodes[stage]) == f"results/tiny/{init}/model"
+    assert moved.view(moved.nodes[stage]) != default.view(default.nodes[stage])  # so the stage reruns
+
+
+@pytest.mark.parametrize("knob, value", [
+    ("general_sft.start_from", "bogus"),
+    ("general_sft.start_from", "all_scenario_rl"),  # downstream of general SFT: a cycle
+    ("rejection_sampling.sampler", "helpfulness_rm"),  # not a language model
+    ("helpfulness_rm.start_from", "pretrain"),  # the base is "base"
+])
+def test_a_bad_edge_is_a_config_error_naming_the_key_and_the_allowed_values(knob, value):
+    with pytest.raises(ValueError, match=rf"config error: {re.escape(knob)}: '{value}' is not one of base, "):
+        DAG(compose([f"{knob}={value}"]))
+
+
+def test_a_real_base_model_has_no_pretrain_stage():
+    dag = DAG(compose(["experiment=qwen_math"]))
+    assert "pretrain" not in dag.nodes and dag.nodes["cold_start_sft"].upstream == ("data",)
+    assert dag.init_model(dag.nodes["cold_start_sft"]) == "Qwen/Qwen2.5-Math-1.5B"
+    assert dag.init_model(dag.evaluations[BASE]) == "Qwen/Qwen2.5-Math-1.5B"
+    with pytest.raises(ValueError, match="model.init: with model.init=pretrained the DAG has no pretrain stage"):
+        dag.node("pretrain")
+
+
+def test_a_stage_by_hand_reads_what_the_dag_gives_it():
+    cfg = compose(["student=small"])
+    dag = DAG(cfg)
+    node = find_node(dag, "reasoning_rl", cfg)
+    init, upstream, lineage = resolve_io(dag, node, cfg)
+    assert node.key == "students/small/reasoning_rl"
+    assert init == "results/tiny/students/small/cold_start_sft/model"
+    assert {k: str(v) for k, v in upstream.items()} == {"data": "results/tiny/data",
+                                                        "cold_start_sft": "results/tiny/students/small/cold_start_sft"}
+    # an evaluation by label: the label's checkpoint
+    cfg = compose(["io.label=general_sft"])
+    node = find_node(DAG(cfg), "evaluate", cfg)
+    assert resolve_io(DAG(cfg), node, cfg)[0] == "results/tiny/general_sft/model"
+
+
+def test_stages_a_student_does_not_run_are_config_errors():
+    dag = DAG(compose([]))
+    with pytest.raises(ValueError, match=r"student: distill trains a student: name one of medium, small"):
+        dag.node("distill")
+    with pytest.raises(ValueError, match="student 'medium' does not run reasoning_rl .students that do: small"):
+        dag.node("reasoning_rl", "medium")
+    assert all(n.stage.kind is not Kind.report or n.key == "report" for n in dag.nodes.values())
+
+
+def test_snakemake_gives_a_stage_what_it_would_read_by_hand(tmp_path):
+    """Each rule's command line passes the same starting model and upstream directories that the
+    stage, run by hand without them, takes from the stage table."""
+    import shlex
+
+    from r1flow.harness.jobs import Jobs
+
+    jobs = Jobs("tiny", root=tmp_path)
+    for key, node in jobs.dag.nodes.items():
+        if node.stage.kind in (Kind.evaluate, Kind.report):
+            continue
+        args = [a for a in shlex.split(jobs.command(node))[3:] if not a.startswith("hydra.")]
+        given = compose(args)
+        by_hand = compose([f"student={node.student}"] if node.student else [])
+        assert resolve_io(jobs.dag, node, given)[:2] == resolve_io(DAG(by_hand), node, by_hand)[:2], key
+
+
+def test_every_job_asks_its_class_resources(tmp_path):
+    from r1flow.harness.jobs import Jobs
+
+    jobs = Jobs("qwen_math", root=tmp_path)
+    assert jobs.stage("cold_start_sft").resources == {"gpu": 8, "cpus_per_task": 32, "mem_mb": 400000, "runtime": 720}
+    assert jobs.stage("reasoning_rl").resources["runtime"] == 1440
+    assert jobs.evaluation().resources["gpu"] == 1 and jobs.stage("data").resources["gpu"] == 0
+    assert jobs.curation("shards").resources["gpu"] == 0 and jobs.curation("sample").resources["gpu"] == 1
