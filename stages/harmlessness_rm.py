@@ -3,7 +3,8 @@ response, reasoning included, so that harm in the reasoning is caught too.
 
     python -m stages.harmlessness_rm [harmlessness_rm.optim.lr=1e-4]
 
-Output: ``model/`` (a sequence-classification checkpoint, one score) and the held-out accuracy.
+It writes ``model/``, a sequence-classification checkpoint with one score, and reports how often
+the score tells the safe answer of a held-out pair from the unsafe one.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_rm_rewards_and_the_format_of_general_answers():
     assert helpfulness_rm(responses, items, scorer=scorer) == [2.0, 0.0]  # safety prompts: not its job
     assert seen == [["q1"]]
     assert harmlessness_rm(responses, items, scorer=scorer) == pytest.approx([1 / (1 + math.exp(-2))] * 2)
-    with pytest.raises(ValueError, match="reward_models"):
+    with pytest.raises(ValueError, match="needs the helpfulness_rm stage upstream"):
         helpfulness_rm(responses, items)
     # a general answer needs no reasoning but a summary; a reasoning answer needs both
     assert format_reward(responses, items) == [1.0, 1.0]

@@ -84,7 +84,7 @@ def helpfulness_rm(completions, items, lengths=None, truncated=None, scorer=None
     """The helpfulness reward model's score of the summary (a Bradley–Terry logit). Requests for a
     secret (``kind`` safety) get 0: helpfulness is judged on tasks that have an answer."""
     if scorer is None:
-        raise ValueError("config error: the helpfulness_rm reward needs reward_models.helpfulness_rm")
+        raise ValueError("config error: the helpfulness_rm reward needs the helpfulness_rm stage upstream (its scorer)")
     rows = [i for i, it in enumerate(items) if it.get("kind") != "safety"]
     out = [0.0] * len(completions)
     if rows:
@@ -97,7 +97,7 @@ def helpfulness_rm(completions, items, lengths=None, truncated=None, scorer=None
 def harmlessness_rm(completions, items, lengths=None, truncated=None, scorer=None, **_) -> list[float]:
     """The harmlessness reward model's probability that the whole response is safe."""
     if scorer is None:
-        raise ValueError("config error: the harmlessness_rm reward needs reward_models.harmlessness_rm")
+        raise ValueError("config error: the harmlessness_rm reward needs the harmlessness_rm stage upstream (its scorer)")
     return [1.0 / (1.0 + math.exp(-s)) for s in scorer([it["question"] for it in items], completions)]
 
 
