@@ -159,8 +159,8 @@ def _label(stage: Stage, student: str | None) -> str | None:
 class DAG:
     """The nodes of one experiment's DAG, in the recipe's order, with their edges resolved."""
 
-    def __init__(self, cfg: DictConfig, experiment: str | None = None):
-        self.cfg, self.experiment = cfg, experiment or cfg.name
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
         self.results = str(cfg.results_dir)
         self.scratch = cfg.model.init == "scratch"
         self.nodes: dict[str, Node] = {}

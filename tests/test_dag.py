@@ -139,3 +139,30 @@ def test_every_job_asks_its_class_resources(tmp_path):
     assert jobs.stage("reasoning_rl").resources["runtime"] == 1440
     assert jobs.evaluation().resources["gpu"] == 1 and jobs.stage("data").resources["gpu"] == 0
     assert jobs.curation("shards").resources["gpu"] == 0 and jobs.curation("sample").resources["gpu"] == 1
+
+
+def test_validating_a_config_imports_no_training_code():
+    """The Snakefile and every stage validate before compute; that costs no torch import and puts no
+    training module into any stage's code digest."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from r1flow.config import compose, validate; from r1flow.dag import DAG; "
+            "cfg = compose([]); validate(cfg); DAG(cfg); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'transformers') "
+            "or m.startswith(('r1flow.train', 'r1flow.sampling', 'r1flow.world', 'r1flow.runners'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_code_digests_follow_imports_but_not_declarations_or_tracking():
+    from r1flow.harness.code import code_files
+
+    def files(module):
+        return {str(p.relative_to(ROOT)) for p in code_files(module)}
+
+    data, rl, evaluate = files("stages.data"), files("stages.reasoning_rl"), files("stages.evaluate")
+    assert "r1flow/sampling/rewards.py" in rl and "r1flow/sampling/rewards.py" not in data | evaluate
+    assert "r1flow/world/tokenizer.py" in data and "r1flow/harness/entry.py" in data
+    for digest_files in (data, rl, evaluate):
+        assert not any(f.startswith(("r1flow/config/", "tracking/")) or f == "r1flow/dag.py" for f in digest_files)

@@ -86,3 +86,23 @@ def test_the_smoke_dags_report(smoke_dag):
     assert "Distillation beats RL on the same small model (student quarter)" in (out / "claims.md").read_text()
     for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
         assert (out / f"{png}.png").stat().st_size > 5000
+
+
+def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path):
+    from r1flow.report.readme import read_block, results_section, write_block
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- BEGIN results -->\nstale\n<!-- END results -->\nafter\n")
+    write_block(readme, "results", results_section(smoke_dag.res), "python -m r1flow.report.readme --results ...")
+    block = read_block(readme, "results")
+    assert "stale" not in block and readme.read_text().endswith("after\n")
+    assert " jobs in **" in block and "| base | 30,688 |" in block and "| student_quarter |" in block
+    assert "**rejection_sampling**: kept" in block and "**helpfulness_rm**: held-out accuracy" in block
+    assert "| Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
+
+
+def test_the_generated_docs_are_current():
+    from r1flow.report.readme import ROOT, read_block, stage_table
+
+    assert read_block(ROOT / "docs" / "recipe.md", "stage-table") == stage_table(), \
+        "run: python -m r1flow.report.readme"

@@ -56,7 +56,7 @@ class Jobs:
     def __init__(self, experiment: str, job_threads: int = 1, cores: int = 1, root: str | Path = "."):
         cfg = compose([f"experiment={experiment}"])
         validate(cfg)
-        self.dag = DAG(cfg, experiment)
+        self.dag = DAG(cfg)
         for node in self.dag.nodes.values():
             if node.stage.kind is Kind.grpo:
                 rms = {n for n in self.dag.upstream(node) if BY_NAME[n].kind is Kind.reward_model}
