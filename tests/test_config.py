@@ -14,7 +14,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from r1flow.config import CONF_DIR, compose, config_view, validate, with_student
 from r1flow.config.root import RootConfig
-from r1flow.dag import DAG, STAGES
+from r1flow.dag import DAG
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -111,7 +111,7 @@ def test_views_separate_stages_and_students():
     assert config_view(compose([]), ("model.init",)) == {"name": "tiny", "seed": 0, "model.init": "scratch"}
 
 
-@pytest.mark.parametrize("stage", [s.name for s in STAGES])
+@pytest.mark.parametrize("stage", ["evaluate", "reasoning_rl"])  # every entry is a stage_main (test_dag)
 def test_stage_cli_help_and_cfg_job(stage):
     out = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--cfg", "job", "experiment=smoke"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
