@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from r1flow.config.base import ModelConfig
 from r1flow.config.rl import GRPOConfig
 from r1flow.config.sampling import CurationConfig
-from r1flow.config.training import MixedSFTConfig, PretrainConfig, RewardModelConfig, SFTConfig
+from r1flow.config.training import MixedSFTConfig, PretrainConfig, SupervisedConfig
 
 SPLITS = ("heldout", "hard", "train", "general", "safety")
 GENERAL_SPLITS = ("general", "safety")
@@ -46,7 +46,7 @@ def validate(cfg: DictConfig) -> None:
     for name in sections_of(cfg, MixedSFTConfig):
         if not 0 <= cfg[name].general_frac < 1:
             raise ConfigError(f"{name}.general_frac", "must be in [0, 1)")
-    for name in sections_of(cfg, SFTConfig) + sections_of(cfg, RewardModelConfig) + sections_of(cfg, PretrainConfig):
+    for name in sections_of(cfg, SupervisedConfig) + sections_of(cfg, PretrainConfig):
         if cfg[name].batch_size < 1:
             raise ConfigError(f"{name}.batch_size", "must be >= 1")
         if not 0 < cfg[name].optim.lr < 1:

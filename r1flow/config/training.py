@@ -34,17 +34,23 @@ class PretrainConfig:
 
 
 @dataclass
-class SFTConfig:
-    """Supervised fine-tuning with the loss on the response tokens only (cold start)."""
+class SupervisedConfig:
+    """A supervised run (SFT, reward models): its optimizer, length, batches and checks."""
 
     optim: OptimConfig = knob(OptimConfig(), "Optimizer.")
     epochs: int = knob(2, "Passes over the data.", paper="2-3 epochs (§2.3.3, v2)")
     max_steps: int = knob(-1, "Bound on optimizer steps; -1: as many as the epochs take.")
     batch_size: int = knob(16, "Rows per batch.", paper="128 (v2)")
     max_length: int = knob(256, "Tokens per row (prompt + response); longer rows are cut.")
-    val_fraction: float = knob(0.05, "Share of rows held out for the validation loss.")
-    val_every: int = knob(100, "Steps between validation-loss checks.")
+    val_every: int = knob(100, "Steps between validation checks.")
     ckpt_every: int = knob(200, "Steps between resumable checkpoints.")
+
+
+@dataclass
+class SFTConfig(SupervisedConfig):
+    """Supervised fine-tuning with the loss on the response tokens only (cold start)."""
+
+    val_fraction: float = knob(0.05, "Share of rows held out for the validation loss.")
     bucket_factor: int = knob(32, "Length bucketing: rows are sorted by length within windows of "
                               "bucket_factor x batch_size, so a batch wastes little on padding.")
 
@@ -67,20 +73,17 @@ class GeneralSFTConfig(MixedSFTConfig):
 
 
 @dataclass
-class RewardModelConfig:
+class RewardModelConfig(SupervisedConfig):
     """A reward model: the ``start_from`` stage's LM with a scalar head, trained on
     ``prompt, chosen, rejected`` JSONL (point ``train_data``/``heldout_data`` at real preference data)."""
 
+    optim: OptimConfig = knob(OptimConfig(lr=6e-6, warmup_steps=0), "Optimizer.", paper="lr 6e-6 (v2)")
+    epochs: int = knob(1, "Passes over the pairs.", paper="1 epoch (v2)")
+    batch_size: int = knob(256, "Pairs per batch.", paper="256 (v2)")
+    val_every: int = knob(50, "Steps between held-out checks.")
     mode: RMMode = knob(RMMode.pairwise, "pairwise (Bradley-Terry) or pointwise (chosen = safe, rejected = unsafe).")
     target: RMTarget = knob(RMTarget.summary, "What is scored: the summary after </think>, or the whole response.")
     train_data: str = knob("${io.data_dir}/helpfulness_train.jsonl", "Training pairs (prompt, chosen, rejected).")
     heldout_data: str = knob("${io.data_dir}/helpfulness_heldout.jsonl", "Held-out pairs: the reported accuracy.")
     start_from: str = knob("general_sft", "The stage whose model gets the scalar head (base: the base model). "
                            "A choice of edge: it moves the DAG and the lineage.")
-    optim: OptimConfig = knob(OptimConfig(lr=6e-6, warmup_steps=0), "Optimizer.", paper="lr 6e-6 (v2)")
-    epochs: int = knob(1, "Passes over the pairs.", paper="1 epoch (v2)")
-    max_steps: int = knob(-1, "Bound on optimizer steps; -1: as many as the epochs take.")
-    batch_size: int = knob(256, "Pairs per batch.", paper="256 (v2)")
-    max_length: int = knob(256, "Tokens per scored text.")
-    val_every: int = knob(50, "Steps between held-out checks.")
-    ckpt_every: int = knob(200, "Steps between resumable checkpoints.")
