@@ -8,7 +8,7 @@ stage table; ``dataset``: the curated set's MLflow name).
 Samples ``n`` completions for each training prompt, verifies them with the task's verifier (the one
 RL and evaluation use), drops truncated, unsummarised, wrong, mixed-language, long-paragraph,
 code-block and repetitive samples, de-duplicates, and keeps at most ``max_per_prompt`` per prompt
-(r1flow/curation.py).
+(r1flow/sampling/curation.py).
 
 Under Snakemake the work is sharded: ``io.part=shards`` writes ``shards/prompts_<i>.jsonl`` (a
 Snakemake checkpoint: the number of shards follows from the data), ``io.part=sample

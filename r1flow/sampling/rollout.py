@@ -1,6 +1,6 @@
 """Sampling completions: Hugging Face ``generate`` with a KV cache, sequences stopping at EOS.
 
-Used by evaluation (k samples per prompt) and, later, by GRPO rollouts and rejection sampling.
+Used by evaluation (k samples per prompt), GRPO rollouts and the checks during training, and curation.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ CHAT_TEMPLATE = (
 )
 
 _piece_re = re.compile(PIECE_PATTERN)
-SUMMARY_WORDS = "The answer is ."  # the summary line of R1's readable format (r1flow/tasks.py)
+SUMMARY_WORDS = "The answer is ."  # the summary line of R1's readable format (r1flow/world/tasks.py)
 
 
 def pieces(text: str) -> list[str]:
