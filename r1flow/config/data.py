@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from r1flow.config.knobs import knob
+from r1flow.config.knobs import AnswerFormat, Source, knob
 
 
 @dataclass
@@ -23,11 +23,70 @@ class FamilyConfig:
 
 
 @dataclass
+class ColumnsConfig:
+    """Which column of a table holds what (the names of the user's file)."""
+
+    problem: str = knob("problem", "Column holding the question.")
+    answer: str = knob("answer", "Column holding the gold final answer (see answer_pattern).")
+    solution: str | None = knob(None, "Column holding a worked solution, written as the cold-start trace "
+                                "(null: this file gives no cold-start data). May be the answer column itself "
+                                "(GSM8K): the trace is then the text before answer_pattern's match.")
+    id: str | None = knob(None, "Column holding a stable row id (null: a hash of the problem).")
+
+
+@dataclass
+class FileSourceConfig:
+    """A table of problems and answers read with Hugging Face ``datasets``: a local JSONL, Parquet or
+    CSV file (or a directory / glob of them), or a hub dataset id on a machine with a network."""
+
+    path: str = knob(MISSING, "Local file, directory or glob; or a hub dataset id (e.g. openai/gsm8k).")
+    format: str = knob("auto", "json, parquet or csv; auto: from the file extension (a hub id: the hub's).")
+    subset: str | None = knob(None, "Hub dataset configuration name (e.g. main for openai/gsm8k).")
+    split: str = knob("train", "Split of the dataset to read (a local file is one 'train' split).")
+    columns: ColumnsConfig = knob(ColumnsConfig(), "Column mapping.")
+    answer_pattern: str | None = knob(None, "Regular expression whose first group is the final answer inside "
+                                      "the answer column (GSM8K: '####\\s*(.+?)\\s*$'); null: the whole column.")
+    verifier: str = knob("math", "How answers are checked (r1flow/sampling/verify.py): math, numeric, exact, "
+                         "reasoning_gym.")
+    family: str | None = knob(None, "Family name of its rows in reports (null: the file's stem).")
+    max_rows: int = knob(0, "Rows read at most, in file order (0: all).")
+    max_unparseable: float = knob(0.01, "Largest share of gold answers the verifier may fail to parse "
+                                  "before the data stage stops with examples.")
+
+
+@dataclass
+class GeneralFilesConfig:
+    """Non-reasoning data from files (each null: the embedded world's, when data.general_families is set)."""
+
+    sft: str | None = knob(None, "General SFT rows: JSONL of chat 'messages' ending with the assistant's turn.",
+                           paper="~200k non-reasoning samples (§2.3.3)")
+    helpfulness: str | None = knob(None, "Helpfulness preference pairs: JSONL of prompt, chosen, rejected.")
+    harmlessness: str | None = knob(None, "Harmlessness pairs: JSONL of prompt, chosen (safe), rejected (unsafe).")
+    safety: str | None = knob(None, "Prompts that must be refused: JSONL with a 'prompt' column "
+                              "(all-scenario RL's safety prompts).")
+
+
+@dataclass
 class DataConfig:
     """Reasoning prompts of every split, the cold-start set, non-reasoning tasks and, for a model
     built from scratch, the tokenizer and the pretraining corpus."""
 
-    families: list[FamilyConfig] = knob([], "Reasoning families (at least one), conf/data/*.yaml.")
+    source: Source = knob(Source.reasoning_gym, "Where reasoning prompts come from: reasoning_gym (families) "
+                          "or files (files, hard_files).")
+    families: list[FamilyConfig] = knob([], "Reasoning-gym families (source=reasoning_gym), conf/data/*.yaml.")
+    files: FileSourceConfig | None = knob(None, "The table of problems (source=files); presets: conf/data/gsm8k.yaml, "
+                                          "conf/data/math.yaml.")
+    hard_files: FileSourceConfig | None = knob(None, "A table of harder problems: the hard split (source=files; "
+                                               "null: no hard split).")
+    answer_format: AnswerFormat = knob(AnswerFormat.tags, "How a response gives its final answer: the prompt "
+                                       "asks for it, the format reward, curation and evaluation read it.",
+                                       paper="<answer> tags (Table 1)")
+    validation_permille: int = knob(0, "Share of the problems (by hash, disjoint from held-out) in the validation "
+                                    "split, per mille (source=files; 0: no validation split).")
+    n_validation: int = knob(500, "Validation prompts at most (source=files, validation_permille > 0).")
+    decontamination_ngram: int = knob(13, "Training rows sharing a word n-gram of this length with an evaluation "
+                                      "row are dropped (and counted in decontamination.json); 0: exact only.")
+    general_files: GeneralFilesConfig = knob(GeneralFilesConfig(), "Non-reasoning data from files.")
     heldout_permille: int = knob(150, "Share of the expression space (by hash) that is held out, per mille.")
     max_abs: int = knob(99, "Drop items whose solution leaves the tokenizer's integer range.")
     n_train: int = knob(4000, "RL and rejection-sampling prompts.")

@@ -44,6 +44,16 @@ class Template(StrEnum):
     r1_zero = "r1_zero"  # the paper's R1-Zero template (Table 1)
 
 
+class Source(StrEnum):
+    reasoning_gym = "reasoning_gym"  # procedurally generated families (data.families): the embedded world
+    files = "files"  # the user's own table of problems and answers (data.files): JSONL, Parquet, CSV, hub id
+
+
+class AnswerFormat(StrEnum):
+    tags = "tags"  # the summary gives the final answer in <answer>...</answer> (the R1 paper's template)
+    boxed = "boxed"  # the summary gives it in \boxed{...} (math models: Qwen2.5-Math, OpenR1)
+
+
 class ScaleRewards(StrEnum):
     group = "group"  # (r - mean) / std over the group: GRPO
     batch = "batch"  # std over the whole batch
