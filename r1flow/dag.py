@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from omegaconf import DictConfig, OmegaConf
 
-from r1flow.config import ConfigError, config_view, with_student
+from r1flow.config import ConfigError, config_view, student_checkpoint, with_student
 
 BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_or_path (init=pretrained)
 DATA = "data"
@@ -146,7 +146,7 @@ class Node:
     general: bool = False  # an evaluation: also on evaluate.general_splits
 
 
-def _label(stage: Stage, student: str | None) -> str | None:
+def evaluate_label(stage: Stage, student: str | None) -> str | None:
     """The evaluation label of ``stage``'s checkpoint for the teacher or ``student`` (None: not evaluated)."""
     ev = stage.evaluated
     if ev is None:
@@ -174,7 +174,7 @@ class DAG:
                 if group == "rl_only" and student not in cfg.rl_only_students:
                     continue
                 for stage in STAGES:
-                    if stage.students == group:
+                    if stage.students == group and not (stage.kind is Kind.pretrain and self.external(student)):
                         self._add(stage, student)
         self.evaluations = self._evaluations()
         for node in self.evaluations.values():
@@ -183,12 +183,18 @@ class DAG:
         self.nodes["report"] = Node("report", BY_NAME["report"], upstream=evaluated)
 
     # ---------------------------------------------------------------- building
+    def external(self, student: str | None) -> str | None:
+        """The checkpoint the teacher (or ``student``) starts from, or None when the DAG pretrains it."""
+        if student:
+            return student_checkpoint(self.cfg, student)
+        return None if self.scratch else str(self.cfg.model.name_or_path)
+
     def _resolve(self, name: str, student: str | None) -> str | None:
         """The node a reference to stage ``name`` (or BASE) means for ``student``: the student's own
         version when the student runs that stage, else the teacher's. None for an external base."""
         if name == BASE:
             name = "pretrain"
-            if not self.scratch:
+            if self.external(student):
                 return None
         own = f"students/{student}/{name}" if student else name
         return own if own in self.nodes else name
@@ -212,15 +218,17 @@ class DAG:
         reads = [self._resolve(r, student) for r in stage.reads]
         upstream = [] if stage.kind is Kind.data else [DATA]
         upstream += [k for k in (init, *reads) if k and k not in upstream]
-        self.nodes[key] = Node(key, stage, student, init, tuple(upstream), _label(stage, student))
+        self.nodes[key] = Node(key, stage, student, init, tuple(upstream), evaluate_label(stage, student))
 
     def _evaluations(self) -> dict[str, Node]:
         """label -> the evaluation node of that checkpoint (the base first, in the recipe's order)."""
         out = {}
         evaluate = BY_NAME["evaluate"]
-        if not self.scratch:  # the external base model is evaluated too
-            out[BASE] = Node(f"eval/{BASE}", evaluate, label=BASE, upstream=(DATA,),
-                             template=self.cfg.evaluate.template)
+        for student in (None, *self.cfg.students):  # external base models are evaluated too
+            if self.external(student):
+                label = BASE if student is None else evaluate_label(BY_NAME["pretrain"], student)
+                out[label] = Node(f"eval/{label}", evaluate, label=label, upstream=(DATA,),
+                                  template=self.cfg.evaluate.template)
         for node in list(self.nodes.values()):
             if node.label:
                 ev = node.stage.evaluated
@@ -250,14 +258,18 @@ class DAG:
     def dir(self, key: str) -> str:
         return f"{self.results}/{key}"
 
-    def model(self, key: str | None) -> str:
-        """The checkpoint of node ``key``; None: the external base model (model.name_or_path)."""
-        return f"{self.dir(key)}/{MODEL}" if key else str(self.cfg.model.name_or_path)
+    def model(self, key: str | None, student: str | None = None) -> str:
+        """The checkpoint of node ``key``; None: the teacher's or ``student``'s external base model."""
+        return f"{self.dir(key)}/{MODEL}" if key else str(self.external(student))
 
     def init_model(self, node: Node) -> str | None:
         """What ``node`` starts from (an evaluation: what it evaluates), or None (built from scratch)."""
-        if node.init or node.stage.init or node.stage.kind is Kind.evaluate and node.label == BASE:
-            return self.model(node.init)
+        if node.init or node.stage.init:
+            return self.model(node.init, node.student)
+        if node.stage.kind is Kind.evaluate:  # an external base model's evaluation
+            student = next((s for s in self.cfg.students if node.label == evaluate_label(BY_NAME["pretrain"], s)),
+                           None)
+            return self.model(None, student) if node.label == BASE or student else None
         return None
 
     def upstream(self, node: Node) -> dict[str, str]:

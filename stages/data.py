@@ -1,5 +1,7 @@
 """Data stage: prompts of every split, cold-start SFT data and — in the embedded world — the
-tokenizer and the pretraining corpus.
+tokenizer and the pretraining corpus. Reasoning prompts come from reasoning-gym families (the
+embedded world) or from a table of problems (``data.source=files``, r1flow/data/build.py);
+non-reasoning data from the embedded world or from files (``data.general_files``).
 
     python -m stages.data [experiment=smoke] [data.n_heldout=2000]
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from r1flow.data.build import general_file_splits, table_splits
 from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import write_json, write_jsonl
 from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
@@ -28,11 +31,11 @@ from r1flow.world.corpus import (
     pretraining_corpus,
 )
 from r1flow.world.preferences import harmlessness_pairs, helpfulness_pairs, safety_items
-from r1flow.world.tasks import direct_response
+from r1flow.world.tasks import direct_response, scripted
 from r1flow.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("r1flow.data")
-EVAL_FILES = ("heldout", "hard", "general", "safety")
+EVAL_FILES = ("heldout", "validation", "hard", "general", "safety")
 
 
 def reasoning_splits(data) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -45,7 +48,11 @@ def reasoning_splits(data) -> tuple[dict[str, list[dict]], list[dict]]:
     }
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
-    return splits, [r for r in extra if r["id"] not in rl_ids][: data.n_cold_start]
+    cold = [r for r in extra if r["id"] not in rl_ids and scripted(r)][: data.n_cold_start]
+    if not cold:
+        raise ValueError("config error: data.families: no family has items our solver writes a cold-start trace "
+                         "for (a flat arithmetic expression); add one, or use data.source=files with solutions")
+    return splits, cold
 
 
 def general_splits(data, splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -68,7 +75,7 @@ def general_splits(data, splits: dict[str, list[dict]]) -> dict[str, list[dict]]
 def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict):
     """The tiny world's tokenizer over every text the world holds; an unknown token is a config error."""
     texts = [r["question"] for rows in splits.values() for r in rows]
-    texts += [assistant_content(r["metadata"]["expression"]) for r in cold_items[:50]]
+    texts += [assistant_content(r["metadata"]["expression"], answer_format=r["answer_format"]) for r in cold_items[:50]]
     texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
     texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
     texts.append(R1_ZERO_TEMPLATE)
@@ -84,25 +91,52 @@ def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict
 def pretraining_files(data, out: Path, splits: dict, cold_items: list[dict], prefs: dict) -> dict:
     """The tokenizer and the pretraining corpus of a model built from scratch."""
     tok = world_tokenizer(out, splits, cold_items, prefs)
-    worked = make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
+    worked = [r for r in make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
+              if scripted(r)]
     general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
                if data.general_families and data.pretrain_general_frac else [])
     return write_jsonl(out / "pretrain_corpus.jsonl", pretraining_corpus(data, worked, tok, general))
 
 
+def world_files(data, out: Path, scratch: bool) -> dict:
+    """The embedded world's files: reasoning-gym splits, its cold start, its general data."""
+    splits, cold_items = reasoning_splits(data)
+    prefs = general_splits(data, splits) if data.general_families else {}
+    for rows in splits.values():
+        for r in rows:
+            r["verifier"] = "safety" if r["family"] == "safety" else "reasoning_gym"
+            r["answer_format"] = str(data.answer_format)
+    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**splits, **prefs}.items()}
+    if data.general_families:
+        general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"], str(data.answer_format))
+        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
+    cold_rows = cold_start_rows(cold_items, data.cold_start_terse_frac, data.seed + 7, str(data.answer_format))
+    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
+    if scratch:
+        files["pretrain_corpus"] = pretraining_files(data, out, splits, cold_items, prefs)
+    return files
+
+
+def table_files(data, out: Path) -> dict:
+    """A table of problems' files (data.source=files) and the decontamination report."""
+    splits, cold_rows, report = table_splits(data)
+    write_json(out / "decontamination.json", report)
+    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in splits.items()}
+    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
+    return files
+
+
 @stage_main("data")
 def main(ctx: StageContext) -> dict:
     cfg, data, out = ctx.cfg, ctx.cfg.data, Path(ctx.out_dir)
-    splits, cold_items = reasoning_splits(data)
-    prefs = general_splits(data, splits) if data.general_families else {}
-    files = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**splits, **prefs}.items()}
-    if data.general_families:
-        general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"])
-        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
-    cold_rows = cold_start_rows(cold_items, data.cold_start_terse_frac, data.seed + 7)
-    files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
-    if cfg.model.init == "scratch":
-        files["pretrain_corpus"] = pretraining_files(data, out, splits, cold_items, prefs)
+    if data.source == "files":
+        files = table_files(data, out)
+    else:
+        files = world_files(data, out, cfg.model.init == "scratch")
+    if data.general_files.sft is not None:
+        general, prefs, sft_rows = general_file_splits(data)
+        files |= {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**general, **prefs}.items()}
+        files["general_sft"] = write_jsonl(out / "general_sft.jsonl", sft_rows)
     for name, info in files.items():
         context = "eval" if name in EVAL_FILES or name.endswith("_heldout") else "train"
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"], context=context,

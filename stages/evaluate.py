@@ -10,6 +10,7 @@ sample) and pass_at_k.png; all logged to the stage's MLflow run.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -19,31 +20,27 @@ from r1flow.harness.files import file_digest, read_jsonl, write_json, write_json
 from r1flow.harness.models import load_model, load_tokenizer
 from r1flow.report.plots import plot_pass_at_k
 from r1flow.sampling.evaluation import evaluate_split
-from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.prompts import item_prompt
 from r1flow.sampling.rollout import HFGenerator, SamplingParams
-from r1flow.sampling.verify import ITEM_KEYS
+from r1flow.sampling.verify import ITEM_KEYS, verifier_of
 
 
-def eval_spec(ecfg, model_path: str) -> dict:
+def eval_spec(ecfg, model_path: str, verifiers: list[str]) -> dict:
     """Everything a figure depends on besides the model: recorded with every number."""
-    import reasoning_gym
-    import transformers
-
     return {
         "k": ecfg.k, "temperature": ecfg.temperature, "top_p": ecfg.top_p,
         "max_new_tokens": ecfg.max_new_tokens, "seed": ecfg.seed, "template": str(ecfg.template),
-        "verifier": ecfg.verifier, "model": model_path,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "reasoning_gym": getattr(reasoning_gym, "__version__", "unknown")},
+        "verifiers": verifiers, "model": model_path,
+        "versions": {name: version(name) for name in ("torch", "transformers", "reasoning-gym", "math-verify")},
     }
 
 
-def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dict, list[dict]]:
-    """Metrics of every split (logged as they come) and every graded sample."""
+def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dict, list[dict], list[str]]:
+    """Metrics of every split (logged as they come), every graded sample, and the verifiers used."""
     cfg, ecfg = ctx.cfg, ctx.cfg.evaluate
     params = SamplingParams(n=ecfg.k, temperature=ecfg.temperature, top_p=ecfg.top_p,
                             max_new_tokens=ecfg.max_new_tokens)
-    metrics, rows = {}, []
+    metrics, rows, verifiers = {}, [], set()
     for split in ecfg.splits:
         path = ctx.data_dir / f"{split}.jsonl"
         items = read_jsonl(path, required=ITEM_KEYS)
@@ -51,7 +48,8 @@ def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dic
             items = items[: ecfg.max_prompts]
         ctx.run.log_dataset(str(path), name=f"{cfg.name}/{split}", digest=file_digest(path), context="eval",
                             num_rows=len(items))
-        prompts = [render_prompt(tok, it["question"], ecfg.template) for it in items]
+        prompts = [item_prompt(tok, it, ecfg.template) for it in items]
+        verifiers |= {verifier_of(it) for it in items}
         torch.manual_seed(ecfg.seed)
         m, split_rows = evaluate_split(generator, items, prompts, params, desc=f"eval {ctx.label}/{split}")
         metrics[split] = m
@@ -59,23 +57,21 @@ def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dic
         flat = {f"eval/{split}/{k}": v for k, v in m.items() if isinstance(v, int | float)}
         flat.update({f"eval/{split}/{fam}/pass@1": fm["pass@1"] for fam, fm in m["per_family"].items()})
         ctx.run.log_metrics(flat)
-    return metrics, rows
+    return metrics, rows, sorted(verifiers)
 
 
 @stage_main("evaluate")
 def main(ctx: StageContext) -> dict:
     cfg, ecfg = ctx.cfg, ctx.cfg.evaluate
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
-    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator)
-    if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
-        model = model.cuda()
+    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True)
     generator = HFGenerator(model, tok, prompts_per_batch=ecfg.prompts_per_batch,
                             progress=cfg.trainer.enable_progress_bar)
-    splits, rows = evaluate_splits(ctx, generator, tok)
+    splits, rows, verifiers = evaluate_splits(ctx, generator, tok)
     primary = splits[ecfg.splits[0]]
     metrics = {"splits": splits, **{k: v for k, v in primary.items() if k != "per_family"},
                "per_family": primary["per_family"], "primary_split": ecfg.splits[0], "label": ctx.label,
-               "spec": eval_spec(ecfg, ctx.init)}
+               "spec": eval_spec(ecfg, ctx.init, verifiers)}
     out = Path(ctx.out_dir)
     write_jsonl(out / "samples.jsonl", rows)
     curves = {f"{split} (n={m['n_prompts']})": m["pass_at"] for split, m in splits.items()}

@@ -14,7 +14,7 @@ from r1flow.sampling.curation import (
     reject_reason,
     sft_row,
 )
-from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.prompts import render_prompt, think_prefill
 from r1flow.world.tasks import cot_response, direct_response
 from r1flow.world.tokenizer import build_tokenizer
 
@@ -91,6 +91,7 @@ def test_general_sft_mix_holds_the_configured_share_of_non_reasoning_rows():
 
 def test_a_kept_sample_becomes_the_sft_row_the_policy_would_have_written():
     tok = build_tokenizer([ITEM["question"]])
-    row = render_sft_rows(tok, [sft_row({"item": ITEM, "response": GOOD})])[0]
+    sample = {"item": ITEM, "prompt_content": ITEM["question"], "response": GOOD}
+    row = render_sft_rows(tok, [sft_row(sample, think_prefill(tok))])[0]
     assert row["prompt"] == render_prompt(tok, ITEM["question"])  # ends with the pre-filled <think>
     assert row["response"] == GOOD + tok.eos_token

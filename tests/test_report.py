@@ -63,7 +63,7 @@ def test_results_table_lists_every_checkpoint_with_its_interval():
     rows = [row("base", 0.4), row("student_small", 0.3)]
     table = table_rows(rows)
     md = markdown_table(table, 8, {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 96, "seed": 0,
-                                   "verifier": "v"})
+                                   "verifiers": ["math"]})
     assert "| base | 1,000 | 40.0 [38.0, 42.0] |" in md and "| student_small |" in md
     assert "k = 8, T = 0.6, top-p = 0.95" in md
 

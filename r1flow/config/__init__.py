@@ -19,11 +19,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from r1flow.config.base import ModelConfig, TrainerConfig
-from r1flow.config.checks import ConfigError, validate
+from r1flow.config.checks import ConfigError, student_checkpoint, validate
 from r1flow.config.data import DataConfig
 from r1flow.config.root import RootConfig
 
-__all__ = ["CONF_DIR", "ConfigError", "compose", "config_view", "digest", "plain", "validate", "with_student"]
+__all__ = ["CONF_DIR", "ConfigError", "compose", "config_view", "digest", "plain", "student_checkpoint", "validate",
+           "with_student"]
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 
@@ -65,14 +66,15 @@ def with_student(cfg: DictConfig, student: str | None = None) -> DictConfig:
         return cfg
     if name not in cfg.students:
         raise ValueError(f"config error: student: {name!r} is not one of students ({', '.join(cfg.students) or 'none'})")
-    if cfg.model.init != "scratch":
-        raise ValueError("config error: students: students are built and pretrained from scratch (model.init=scratch)")
     out = cfg.copy()
     with open_dict(out):
         out.model = OmegaConf.merge(cfg.model, cfg.students[name])
         out.model.name = f"{cfg.model.name}-{name}"
+        if student_checkpoint(cfg, name):
+            out.model.init = "pretrained"
         out.student = name
     return out
+
 
 
 def config_view(cfg: DictConfig, sections: tuple[str, ...]) -> dict:

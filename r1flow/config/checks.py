@@ -14,7 +14,7 @@ from r1flow.config.rl import GRPOConfig
 from r1flow.config.sampling import CurationConfig
 from r1flow.config.training import MixedSFTConfig, PretrainConfig, SupervisedConfig
 
-SPLITS = ("heldout", "hard", "train", "general", "safety")
+SPLITS = ("heldout", "hard", "validation", "train", "general", "safety")
 GENERAL_SPLITS = ("general", "safety")
 
 
@@ -33,10 +33,7 @@ def sections_of(cfg: DictConfig, schema: type) -> list[str]:
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that cannot run."""
     _model(cfg.model, "model")
-    if not cfg.data.families:
-        raise ConfigError("data.families", "at least one reasoning-gym family is required")
-    if not 0 < cfg.data.heldout_permille < 1000:
-        raise ConfigError("data.heldout_permille", "must be in (0, 1000)")
+    _data(cfg)
     _evaluation(cfg)
     for name in sections_of(cfg, GRPOConfig):
         validate_grpo(cfg[name], name)
@@ -61,15 +58,49 @@ def _model(model: DictConfig, key: str) -> None:
         raise ConfigError(key, "hidden_size must divide by num_heads and num_heads by num_kv_heads")
 
 
+def _data(cfg: DictConfig) -> None:
+    data = cfg.data
+    if data.source == "reasoning_gym" and not data.families:
+        raise ConfigError("data.families", "at least one reasoning-gym family is required (data.source=reasoning_gym)")
+    if data.source == "files":
+        if data.files is None:
+            raise ConfigError("data.files", "a table of problems is required with data.source=files "
+                              "(presets: data=gsm8k, data=math)")
+        if cfg.model.init == "scratch":
+            raise ConfigError("data.source", "files need a pretrained base model (model.init=pretrained, "
+                              "model.name_or_path=...): the embedded pretraining corpus is the arithmetic world's")
+    if not 0 < data.heldout_permille < 1000 or not 0 <= data.validation_permille < 1000 - data.heldout_permille:
+        raise ConfigError("data.heldout_permille", "held-out and validation shares must leave room for training "
+                          f"(heldout {data.heldout_permille}, validation {data.validation_permille} per mille)")
+
+
 def _evaluation(cfg: DictConfig) -> None:
     if cfg.evaluate.k < 1:
         raise ConfigError("evaluate.k", "must be >= 1")
+    general = cfg.data.general_families or cfg.data.general_files.sft
     for key in ("splits", "general_splits"):
         for split in cfg.evaluate[key]:
             if split not in SPLITS:
                 raise ConfigError(f"evaluate.{key}", f"unknown split {split!r} ({', '.join(SPLITS)})")
-            if split in GENERAL_SPLITS and not cfg.data.general_families:
-                raise ConfigError(f"evaluate.{key}", f"the {split!r} split needs data.general_families")
+            if split in GENERAL_SPLITS and not general:
+                raise ConfigError(f"evaluate.{key}", f"the {split!r} split needs data.general_families or "
+                                  "data.general_files")
+            if split == "hard" and cfg.data.source == "files" and cfg.data.hard_path is None:
+                raise ConfigError(f"evaluate.{key}", "the 'hard' split needs data.hard_path (data.source=files)")
+            if split == "validation" and (cfg.data.source != "files" or not cfg.data.validation_permille):
+                raise ConfigError(f"evaluate.{key}", "the 'validation' split needs data.source=files and "
+                                  "data.validation_permille > 0")
+
+
+def student_checkpoint(cfg: DictConfig, student: str) -> str | None:
+    """The checkpoint a student starts from (``students.<name>.name_or_path``), or None for a student
+    built from scratch and pretrained by the DAG (a smaller model of the teacher's architecture)."""
+    path = cfg.students[student].get("name_or_path")
+    if path is None and cfg.model.init != "scratch":
+        raise ConfigError(f"students.{student}", "the teacher is a checkpoint (model.init=pretrained), so the "
+                          "data stage builds no tokenizer or corpus to pretrain a student on: give the student a "
+                          "checkpoint, e.g. {name_or_path: Qwen/Qwen2.5-0.5B}")
+    return None if path is None else str(path)
 
 
 def _students(cfg: DictConfig) -> None:
@@ -79,6 +110,7 @@ def _students(cfg: DictConfig) -> None:
         if unknown:
             raise ConfigError(f"students.{name}", f"unknown model keys {sorted(unknown)} (a student overrides model.*)")
         _model(OmegaConf.merge(cfg.model, overrides), f"students.{name}")
+        student_checkpoint(cfg, name)
     for name in cfg.rl_only_students:
         if name not in cfg.students:
             raise ConfigError("rl_only_students", f"{name!r} is not one of students ({', '.join(cfg.students) or 'none'})")

@@ -72,12 +72,12 @@ class DataConfig:
     built from scratch, the tokenizer and the pretraining corpus."""
 
     source: Source = knob(Source.reasoning_gym, "Where reasoning prompts come from: reasoning_gym (families) "
-                          "or files (files, hard_files).")
+                          "or files (files, hard_path).")
     families: list[FamilyConfig] = knob([], "Reasoning-gym families (source=reasoning_gym), conf/data/*.yaml.")
     files: FileSourceConfig | None = knob(None, "The table of problems (source=files); presets: conf/data/gsm8k.yaml, "
                                           "conf/data/math.yaml.")
-    hard_files: FileSourceConfig | None = knob(None, "A table of harder problems: the hard split (source=files; "
-                                               "null: no hard split).")
+    hard_path: str | None = knob(None, "A table of harder problems in data.files' layout (columns, answer pattern, "
+                                 "verifier): the hard split (source=files; null: no hard split).")
     answer_format: AnswerFormat = knob(AnswerFormat.tags, "How a response gives its final answer: the prompt "
                                        "asks for it, the format reward, curation and evaluation read it.",
                                        paper="<answer> tags (Table 1)")

@@ -24,7 +24,6 @@ class EvalConfig:
     max_prompts: int = knob(0, "Prompts per split (0: all).")
     prompts_per_batch: int = knob(64, "Prompts per generate call.")
     template: Template = knob(Template.chat, "Prompt template (R1-Zero's model is evaluated on its own).")
-    verifier: str = knob("reasoning_gym.score_answer==1.0", "The verifier, recorded in the eval spec.")
 
 
 @dataclass

@@ -172,7 +172,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
     ) as run:
         ctx.run = run
-        if init and node.init is None and init == cfg.model.name_or_path:  # an external base model
+        if init and node.init is None and init in {dag.external(s) for s in (None, *cfg.students)}:  # an external base
             run.log_input_model(run.register_external_base(init))
         summary = fn(ctx) or {}
         run.log_metrics({"stage/wall_s": time.time() - t0})

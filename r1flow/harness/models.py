@@ -8,6 +8,7 @@ world builds a model from scratch with ``build_model``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -33,6 +34,16 @@ def resolve_dtype(name: str, accelerator: str = "cpu") -> torch.dtype:
         return torch.bfloat16 if gpu else torch.float32
     return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
             "float16": torch.float16, "fp16": torch.float16}[name]
+
+
+def inference_device(accelerator: str = "cpu") -> torch.device:
+    """Where a stage that only samples (curation, evaluation) puts its model: the trainer's
+    accelerator — this process's GPU under a multi-process launcher (LOCAL_RANK), else the CPU."""
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if accelerator == "gpu":
+        raise ValueError("config error: trainer.accelerator: gpu, but torch sees no CUDA device")
+    return torch.device("cpu")
 
 
 def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
@@ -88,16 +99,19 @@ def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):
 
 
 def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu", scalar_head: bool = False,
-               pad_token_id: int | None = None) -> PreTrainedModel:
+               pad_token_id: int | None = None, place: bool = False) -> PreTrainedModel:
     """The causal LM at ``path_or_id``; ``scalar_head``: the same backbone with a one-output score
-    head on the last non-pad token (a reward model; the head is new when loading a causal LM)."""
+    head on the last non-pad token (a reward model; the head is new when loading a causal LM).
+    ``place``: move it to the accelerator (a model Lightning does not place: samplers, scorers)."""
     check_model_source(path_or_id)
     kwargs = dict(dtype=resolve_dtype(cfg.dtype, accelerator), attn_implementation=cfg.attn_implementation,
                   trust_remote_code=cfg.trust_remote_code)
     if scalar_head:
-        return AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1, pad_token_id=pad_token_id,
-                                                                  **kwargs)
-    return AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1,
+                                                                   pad_token_id=pad_token_id, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
+    return model.to(inference_device(accelerator)) if place else model
 
 
 def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> Path:

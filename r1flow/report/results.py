@@ -95,7 +95,7 @@ def markdown_table(table: list[dict], k: int, spec: dict) -> str:
             f"{t['mean_length'] or 0:.1f} | {t['train_wall_s'] or '–'} |")
     lines.append("")
     lines.append(f"Eval spec: k = {spec['k']}, T = {spec['temperature']}, top-p = {spec['top_p']}, "
-                 f"≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifier `{spec['verifier']}`. "
+                 f"≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifiers {', '.join(spec['verifiers'])}. "
                  "Percentages; `train s` is the wall time of the stage that produced the checkpoint.")
     return "\n".join(lines)
 

@@ -29,7 +29,7 @@ from r1flow.harness.files import file_digest, read_json, read_jsonl, write_json,
 from r1flow.harness.models import load_model, load_tokenizer
 from r1flow.report.plots import plot_lengths
 from r1flow.sampling.curation import FilterLimits, curate, merge_reports, sft_row
-from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.prompts import item_prompt, think_prefill, user_content
 from r1flow.sampling.rollout import SamplingParams, make_generator
 from r1flow.sampling.verify import ITEM_KEYS
 
@@ -58,7 +58,7 @@ def load_sampler(ctx: StageContext):
     """(tokenizer, generator) of the model to sample from (the ``sampler`` stage's export)."""
     cfg = ctx.cfg
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
-    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator).eval()
+    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True).eval()
     return tok, make_generator(cfg[ctx.stage].rollout, model, tok, ctx.init, progress=True)
 
 
@@ -70,17 +70,16 @@ def sample_shard(ctx: StageContext, shard: Path, root: Path, sampler=None) -> di
     items = read_jsonl(shard, required=ITEM_KEYS)
     tok, generator = sampler or load_sampler(ctx)
     params = SamplingParams(n=rs.n, temperature=rs.temperature, top_p=rs.top_p, max_new_tokens=rs.max_new_tokens)
-    groups = generator.generate([render_prompt(tok, it["question"]) for it in items], params,
-                                desc=f"{section} {shard_name(shard)}")
-    samples = [{"item": it, "response": c.text, "truncated": c.truncated, "length": c.length}
-               for it, grp in zip(items, groups) for c in grp]
+    groups = generator.generate([item_prompt(tok, it) for it in items], params, desc=f"{section} {shard_name(shard)}")
+    samples = [{"item": it, "prompt_content": user_content(it), "response": c.text, "truncated": c.truncated,
+                "length": c.length} for it, grp in zip(items, groups) for c in grp]
     limits = FilterLimits(rs.min_language, rs.max_paragraph_words, rs.max_repetition)
     kept, report = curate(samples, limits, rs.max_per_prompt)
     kept_ids = {id(s) for s in kept}
     report["lengths"] = {"kept": [s["length"] for s in kept],
                          "dropped": [s["length"] for s in samples if id(s) not in kept_ids]}
     out = root / SAMPLES / shard_name(shard)
-    write_jsonl(out / "kept.jsonl", [sft_row(s) for s in kept])
+    write_jsonl(out / "kept.jsonl", [sft_row(s, think_prefill(tok)) for s in kept])
     write_json(out / "report.json", report)
     return report
 

@@ -17,7 +17,7 @@ from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
 from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
 from r1flow.report.plots import plot_rl_curves
-from r1flow.sampling.prompts import render_prompt
+from r1flow.sampling.prompts import item_prompt
 from r1flow.sampling.rewards import check_rewards
 from r1flow.sampling.rollout import make_generator
 from r1flow.sampling.verify import ITEM_KEYS
@@ -54,7 +54,7 @@ def general_inputs(ctx: StageContext, g) -> tuple[list[dict], list[dict], dict]:
         cfg = ctx.cfg
         rm_tok = load_tokenizer(str(path), cfg.model.trust_remote_code)
         rm = load_model(str(path), cfg.model, cfg.trainer.accelerator, scalar_head=True, pad_token_id=rm_tok.pad_token_id)
-        scorers[name] = RewardScorer(rm.requires_grad_(False), rm_tok, cfg[name].target)
+        scorers[name] = RewardScorer(rm.requires_grad_(False), rm_tok, cfg[name].target, max_length=cfg[name].max_length)
     return rows["general_train"] + rows["safety_train"], rows["general"] + rows["safety"], scorers
 
 
@@ -79,7 +79,7 @@ def run_grpo(ctx: StageContext) -> dict:
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
     items = read_items(ctx, "train", "train")
     eval_items = read_jsonl(ctx.data_dir / "heldout.jsonl", required=ITEM_KEYS)[: g.eval_prompts]
-    prompt = lambda it: render_prompt(tok, it["question"], g.template)  # noqa: E731
+    prompt = lambda it: item_prompt(tok, it, g.template)  # noqa: E731
     policy = load_model(ctx.init, cfg.model, cfg.trainer.accelerator)
     generator = make_generator(g.rollout, policy, tok, ctx.init, progress=False)
     general_items, general_eval, scorers = general_inputs(ctx, g)

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from r1flow.sampling.rewards import language_consistency, repetition_penalty
-from r1flow.sampling.verify import format_ok, is_correct
+from r1flow.sampling.verify import format_of, format_ok, is_correct
 
 FILTERS = ("truncated", "missing_summary", "incorrect", "mixed_language", "long_paragraph", "code_block",
            "repetition")
@@ -36,7 +36,7 @@ def reject_reason(item: dict, response: str, truncated: bool, limits: FilterLimi
     the template's pre-filled ``<think>``."""
     if truncated:
         return "truncated"
-    if not format_ok(response):
+    if not format_ok(response, format_of(item)):
         return "missing_summary"
     if not is_correct(item, response):
         return "incorrect"
@@ -97,9 +97,11 @@ def merge_reports(reports: list[dict]) -> dict:
     return total
 
 
-def sft_row(sample: dict) -> dict:
-    """A kept sample as a chat row for SFT; the template's pre-filled ``<think>`` is written back."""
+def sft_row(sample: dict, prefill: str) -> dict:
+    """A kept sample as a chat row for SFT. ``prefill``: what the chat template's generation prompt
+    wrote of the turn (``<think>\n``, or '' when the model opened its reasoning itself;
+    r1flow/sampling/prompts.py: ``think_prefill``), written back so the row is the whole turn."""
     item = sample["item"]
     return {"id": item["id"], "family": item["family"], "source": "rejection_sampling",
-            "messages": [{"role": "user", "content": item["question"]},
-                         {"role": "assistant", "content": "<think>\n" + sample["response"]}]}
+            "messages": [{"role": "user", "content": sample["prompt_content"]},
+                         {"role": "assistant", "content": prefill + sample["response"]}]}

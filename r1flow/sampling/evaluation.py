@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
-from r1flow.sampling.verify import final_answer, format_ok, reasoning_result, score
+from r1flow.sampling.verify import final_answer, format_of, format_ok, reasoning_result, score
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -46,7 +46,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
 def grade(item: dict, completions: list[Completion]) -> dict:
     """Per-prompt grading of k completions with the task's verifier."""
     answers = [final_answer(item, c.text) for c in completions]
-    correct = [score(item["family"], a, item) == 1.0 for a in answers]
+    correct = [score(item, a) == 1.0 for a in answers]
     voted = majority_vote(answers)
     agree = [
         a is not None and reasoning_result(c.text) is not None and a == reasoning_result(c.text)
@@ -55,11 +55,11 @@ def grade(item: dict, completions: list[Completion]) -> dict:
     return {
         "answers": answers,
         "correct": correct,
-        "format": [format_ok(c.text) for c in completions],
+        "format": [format_ok(c.text, format_of(item)) for c in completions],
         "agree": agree,
         "lengths": [c.length for c in completions],
         "truncated": [c.truncated for c in completions],
-        "cons": score(item["family"], voted, item) == 1.0,
+        "cons": score(item, voted) == 1.0,
     }
 
 

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable
 
-from r1flow.sampling.verify import format_ok, is_correct
+from r1flow.sampling.verify import format_of, format_ok, is_correct
 
 RewardFn = Callable[..., list[float]]
 REWARDS: dict[str, RewardFn] = {}
@@ -72,11 +72,11 @@ def general_format_ok(response: str) -> bool:
 @reward("format")
 def format_reward(completions, items=None, lengths=None, truncated=None, **_) -> list[float]:
     """1 if reasoning is closed by one </think> (the opening tag may be pre-filled by the template)
-    and the summary holds exactly one <answer>…</answer>; for a general prompt (``kind`` general or
-    safety) one </think> and a non-empty summary."""
+    and the summary holds exactly one answer in the item's answer format (<answer>…</answer> or
+    \\boxed{…}); for a general prompt (``kind`` general or safety) one </think> and a non-empty summary."""
     items = items or [{}] * len(completions)
-    return [1.0 if (general_format_ok(c) if it.get("kind") in ("general", "safety") else format_ok(c)) else 0.0
-            for c, it in zip(completions, items)]
+    return [1.0 if (general_format_ok(c) if it.get("kind") in ("general", "safety") else format_ok(c, format_of(it)))
+            else 0.0 for c, it in zip(completions, items)]
 
 
 @reward("helpfulness_rm", model=True)

@@ -1,4 +1,6 @@
-"""Sampling completions: Hugging Face ``generate`` with a KV cache, sequences stopping at EOS.
+"""Sampling completions: Hugging Face ``generate`` with a KV cache, each sequence stopping at the
+first of its stop ids — EOS, the generation config's EOS ids and the chat template's end of turn
+(r1flow/sampling/prompts.py: ``stop_token_ids``).
 
 Used by evaluation (k samples per prompt), GRPO rollouts and the checks during training, and curation.
 """
@@ -10,12 +12,14 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from r1flow.sampling.prompts import stop_token_ids
+
 
 @dataclass
 class Completion:
-    text: str  # decoded response, EOS excluded
-    token_ids: list[int]  # response tokens, EOS included when present
-    truncated: bool  # no EOS within max_new_tokens
+    text: str  # decoded response, its stop token excluded
+    token_ids: list[int]  # response tokens, the stop token included when present
+    truncated: bool  # no stop token within max_new_tokens
 
     @property
     def length(self) -> int:
@@ -38,6 +42,17 @@ class HFGenerator:
         self.tok = tokenizer
         self.prompts_per_batch = prompts_per_batch
         self.progress = progress
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+
+    def finish(self, ids: list[int], pad: int) -> Completion:
+        """One sampled sequence cut after its first stop token (or stripped of padding: truncated)."""
+        stop = next((j for j, t in enumerate(ids) if t in self.stop_ids), None)
+        if stop is not None:
+            ids, truncated = ids[: stop + 1], False
+        else:
+            ids, truncated = [t for t in ids if t != pad], True
+        text = self.tok.decode([t for t in ids if t not in self.stop_ids], skip_special_tokens=False)
+        return Completion(text=text, token_ids=ids, truncated=truncated)
 
     @torch.no_grad()
     def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
@@ -46,8 +61,7 @@ class HFGenerator:
         tok.padding_side = "left"
         was_training = model.training
         model.eval()
-        eos = tok.eos_token_id
-        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+        pad = tok.pad_token_id if tok.pad_token_id is not None else self.stop_ids[0]
         # batch prompts of similar length together to waste little on padding
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -64,19 +78,12 @@ class HFGenerator:
                 max_new_tokens=params.max_new_tokens,
                 num_return_sequences=params.n,
                 pad_token_id=pad,
-                eos_token_id=eos,
+                eos_token_id=self.stop_ids,
                 use_cache=True,
             )
             new = out[:, enc["input_ids"].shape[1] :].tolist()
             for j, ids in enumerate(new):
-                if eos in ids:
-                    ids = ids[: ids.index(eos) + 1]
-                    truncated = False
-                else:
-                    ids = [t for t in ids if t != pad] if pad != eos else ids
-                    truncated = True
-                text = tok.decode([t for t in ids if t != eos], skip_special_tokens=False)
-                results[idx[j // params.n]].append(Completion(text=text, token_ids=ids, truncated=truncated))
+                results[idx[j // params.n]].append(self.finish(ids, pad))
         model.train(was_training)
         return results
 
@@ -99,6 +106,7 @@ class VLLMGenerator:
                 "it is not installed here — use rollout.backend=hf"
             ) from e
         self.model, self.tok = model, tokenizer
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
         self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
                        enable_prefix_caching=True)
 
@@ -111,17 +119,16 @@ class VLLMGenerator:
 
         self._sync_weights()
         sp = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                          max_tokens=params.max_new_tokens)
+                          max_tokens=params.max_new_tokens, stop_token_ids=self.stop_ids)
         outputs = self.llm.generate(prompts, sp, use_tqdm=True)
-        eos = self.tok.eos_token_id
         results = []
         for out in outputs:
             group = []
             for o in out.outputs:
                 ids = list(o.token_ids)
                 stopped = o.finish_reason == "stop"
-                if stopped and (not ids or ids[-1] != eos):
-                    ids.append(eos)
+                if stopped and (not ids or ids[-1] not in self.stop_ids):
+                    ids.append(o.stop_reason if isinstance(o.stop_reason, int) else self.stop_ids[0])
                 group.append(Completion(text=o.text, token_ids=ids, truncated=not stopped))
             results.append(group)
         return results

@@ -93,6 +93,11 @@ class GRPOModule(L.LightningModule):
         self.last_samples: list[dict] = []
         self.history: list[dict] = []  # per-step scalars, for plots
 
+    def on_fit_start(self) -> None:
+        """The reward models score on the policy's device (Lightning places only the policy and reference)."""
+        for scorer in self.scorers.values():
+            scorer.model.to(self.device)
+
     # ------------------------------------------------------------------ prompts
     def _next_prompts(self, n: int, pool: str = "reasoning") -> list[int]:
         """Indices of the next ``n`` prompts of a pool's per-epoch shuffled stream (deterministic)."""

@@ -13,6 +13,7 @@ import random
 from tqdm import tqdm
 
 from r1flow.config.data import DataConfig
+from r1flow.sampling.prompts import user_content
 from r1flow.world.preferences import refusal_response
 from r1flow.world.tasks import (
     FamilySpec,
@@ -47,13 +48,13 @@ def make_general_split(data: DataConfig, split: str, n: int, seed_offset: int) -
     return rows
 
 
-def general_sft_rows(items: list[dict]) -> list[dict]:
+def general_sft_rows(items: list[dict], answer_format: str = "tags") -> list[dict]:
     """Non-reasoning SFT data: the question answered directly, without a CoT; a request for a
     secret is refused."""
     return [{"id": it["id"], "family": it["family"], "source": "general",
              "messages": [{"role": "user", "content": it["question"]},
                           {"role": "assistant", "content": refusal_response() if it["family"] == "safety"
-                           else direct_response(it["answer"])}]}
+                           else direct_response(it["answer"], answer_format)}]}
             for it in items]
 
 
@@ -80,16 +81,17 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[d
     return rows
 
 
-def assistant_content(expr: str, terse: bool = False) -> str:
+def assistant_content(expr: str, terse: bool = False, answer_format: str = "tags") -> str:
     """The assistant turn of a worked example in R1's readable format; ``terse``: the reasoning is
     the value alone, without the intermediate rewrites (an answer worked out "in one's head")."""
-    reasoning, summary = cot_response(expr)
+    reasoning, summary = cot_response(expr, answer_format)
     if terse:
         reasoning = reasoning.rsplit("\n", 1)[-1]
     return f"<think>\n{reasoning}\n</think>\n{summary}"
 
 
-def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -> list[dict]:
+def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0,
+                    answer_format: str = "tags") -> list[dict]:
     """Cold-start SFT data: chat messages whose answer is written by the deterministic solver.
 
     A share ``terse_frac`` of them (chosen by ``seed``) skip the rewrites, as hastily written
@@ -106,8 +108,8 @@ def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0) -
                 "id": it["id"],
                 "family": it["family"],
                 "messages": [
-                    {"role": "user", "content": it["question"]},
-                    {"role": "assistant", "content": assistant_content(expr, terse)},
+                    {"role": "user", "content": user_content({**it, "answer_format": answer_format})},
+                    {"role": "assistant", "content": assistant_content(expr, terse, answer_format)},
                 ],
                 "terse": terse,
             }

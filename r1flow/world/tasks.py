@@ -11,6 +11,7 @@ are the arithmetic table every corpus teaches and are not questions of any split
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import random
 import re
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import reasoning_gym
+
+from r1flow.sampling.prompts import summary_line
 
 _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2}
@@ -52,6 +55,15 @@ def solve_steps(expr: str) -> list[str]:
     return steps
 
 
+def scripted(item: dict) -> bool:
+    """Whether our solver can write the item's worked solution (its metadata holds a flat expression)."""
+    try:
+        parse_expression(str(item["metadata"].get("expression", "")))
+    except ValueError:
+        return False
+    return True
+
+
 def num_terms(expr: str) -> int:
     return (len(expr.split()) + 1) // 2
 
@@ -81,18 +93,17 @@ def trainable(expr: str, heldout_permille: int) -> bool:
 
 
 # ----------------------------------------------------------------------------------- responses
-def cot_response(expr: str) -> tuple[str, str]:
+def cot_response(expr: str, answer_format: str = "tags") -> tuple[str, str]:
     """R1's readable format for a solved expression: (reasoning, summary).
 
     The reasoning rewrites the remaining expression one operation at a time, starting from the
     question's expression (so every line follows from the line before it by the same rule, as in the
-    pretraining chains); the summary gives the final answer in <answer> tags.
+    pretraining chains); the summary gives the final answer in the data's answer format.
     '4 - 1 - 7' -> ('3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
     steps = solve_steps(expr)
     reasoning = " =\n".join(steps[1:])
-    summary = f"The answer is <answer>{steps[-1]}</answer>."
-    return reasoning, summary
+    return reasoning, summary_line(steps[-1], answer_format)
 
 
 # ----------------------------------------------------------------------------------- families
@@ -106,10 +117,19 @@ class FamilySpec:
     hard_params: dict
 
 
+def has_solver(name: str, params: dict) -> bool:
+    """Whether the family's items carry a flat arithmetic ``expression`` our solver rewrites step by
+    step (chain_sum, basic_arithmetic, products, ...): their cold-start traces can be scripted."""
+    return scripted(reasoning_gym.create_dataset(name, size=1, seed=0, **params)[0])
+
+
 def generate_items(
     spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int
 ) -> Iterator[dict]:
     """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym."""
+    if not has_solver(spec.name, params):
+        yield from generate_unsolved_items(spec, params, split, n, seed, heldout_permille)
+        return
     seen: set[str] = set()
     chunk, offset = max(256, 4 * n), 0
     while len(seen) < n:
@@ -143,6 +163,40 @@ def generate_items(
                 "answer": str(entry["answer"]),
                 "metadata": metadata,
             }
+            if len(seen) >= n:
+                return
+
+
+def json_metadata(metadata: dict) -> dict:
+    """The JSON-storable part of a reasoning-gym item's metadata (its scorer reads it back)."""
+    out = {}
+    for k, v in metadata.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
+def generate_unsolved_items(spec: FamilySpec, params: dict, split: str, n: int, seed: int,
+                            heldout_permille: int) -> Iterator[dict]:
+    """Items of a family our solver cannot rewrite (gsm_symbolic, word problems, puzzles): split by a
+    hash of the question, graded by the family's own scorer, with no scripted cold-start trace."""
+    seen: set[str] = set()
+    chunk, offset = max(256, 4 * n), 0
+    while len(seen) < n:
+        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **params)
+        offset += 1
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
+        for entry in ds:
+            q = entry["question"]
+            if q in seen or general_region(q, heldout_permille) != split:
+                continue
+            seen.add(q)
+            yield {"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}", "family": spec.name,
+                   "question": q, "answer": str(entry["answer"]), "metadata": json_metadata(entry["metadata"])}
             if len(seen) >= n:
                 return
 
@@ -189,10 +243,10 @@ def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, held
     return rows
 
 
-def direct_response(answer: str) -> str:
+def direct_response(answer: str, answer_format: str = "tags") -> str:
     """A non-reasoning answer in R1's format: an empty reasoning block, then the summary (R1's
     general SFT data gives trivial queries no CoT)."""
-    return f"<think>\n\n</think>\nThe answer is <answer>{answer}</answer>."
+    return f"<think>\n\n</think>\n{summary_line(answer, answer_format)}"
 
 
 def random_expression(rng: random.Random, n_terms: int, ops: str, max_digit: int = 9) -> str:
