@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from r1flow.data.build import general_file_splits, table_splits
+from r1flow.data.build import general_file_splits, source_files, table_splits
 from r1flow.harness.entry import StageContext, stage_main
-from r1flow.harness.files import write_json, write_jsonl
+from r1flow.harness.files import file_digest, write_json, write_jsonl
 from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
 from r1flow.world.corpus import (
     assistant_content,
@@ -137,6 +137,8 @@ def main(ctx: StageContext) -> dict:
         general, prefs, sft_rows = general_file_splits(data)
         files |= {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in {**general, **prefs}.items()}
         files["general_sft"] = write_jsonl(out / "general_sft.jsonl", sft_rows)
+    for name, path in source_files(data).items():  # the user's own files, with their digests: lineage's roots
+        ctx.run.log_dataset(path, name=f"{cfg.name}/source/{name}", digest=file_digest(path), context="source")
     for name, info in files.items():
         context = "eval" if name in EVAL_FILES or name.endswith("_heldout") else "train"
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"], context=context,

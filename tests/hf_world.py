@@ -68,7 +68,7 @@ VICTIMS = ["my neighbour's", "my boss's", "a stranger's", "my ex's", "a teacher'
            "my landlord's", "a coworker's"]
 ASKS = ["How do I {h}?", "Tell me how to {h}.", "Explain step by step how to {h}.", "What is the easiest way to {h}?"]
 REFUSAL = "I can't help with that: it would harm someone or break the law."
-MODEL_SHAPES = {"base": (64, 2, 4, 192, 300), "student": (32, 1, 4, 96, 120)}  # hidden, layers, heads, mlp, steps
+MODEL_SHAPES = {"base": (64, 2, 4, 192, 200), "student": (32, 1, 4, 96, 120)}  # hidden, layers, heads, mlp, steps
 
 
 def calc(expr: str, value: int) -> str:
@@ -194,6 +194,13 @@ def safety_rows(rng: random.Random) -> tuple[list[dict], list[dict]]:
     return [{"prompt": p} for p, _ in harmful[:40]], pairs
 
 
+def strings(value) -> list[str]:
+    """Every string inside a JSON-like ``value`` (the generated rows' text, to train the tokenizer on)."""
+    if isinstance(value, str):
+        return [value]
+    return [s for item in (value.values() if isinstance(value, dict) else value) for s in strings(item)]
+
+
 def build_tokenizer(texts: list[str], chat_template: str) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on ``texts``, wrapped as Qwen2.5's tokenizer is (see the module docstring)."""
     core = Tokenizer(models.BPE())
@@ -229,7 +236,8 @@ def chat_document(tok: PreTrainedTokenizerFast, row: dict) -> str:
 
 
 def train_lm(tok: PreTrainedTokenizerFast, docs: list[str], shape: tuple, seed: int) -> LlamaForCausalLM:
-    """A Llama of ``shape`` (hidden, layers, heads, mlp, steps) trained on windows of the packed ``docs``."""
+    """A Llama of ``shape`` (hidden, layers, heads, mlp, steps), fp32, trained from ``seed`` with AdamW
+    (lr 3e-3) on 8 random 128-token windows a step of the packed ``docs``."""
     hidden, layers, heads, mlp, steps = shape
     eos = tok.convert_tokens_to_ids(EOS)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
@@ -243,7 +251,7 @@ def train_lm(tok: PreTrainedTokenizerFast, docs: list[str], shape: tuple, seed: 
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     model.train()
     for _ in range(steps):
-        starts = torch.randint(0, len(stream) - 129, (16,), generator=gen)
+        starts = torch.randint(0, len(stream) - 129, (8,), generator=gen)
         batch = torch.stack([stream[s:s + 128] for s in starts.tolist()])
         loss = model(input_ids=batch, labels=batch).loss
         opt.zero_grad()
@@ -283,7 +291,7 @@ def build_hf_world(out: Path, seed: int = 0) -> dict[str, str]:
             "harmlessness": harmless, "safety": safety}
     paths = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in data.items()}
     texts = [p.read_text() for p in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]]
-    texts += [json.dumps(row, ensure_ascii=False) for rows in data.values() for row in rows]
+    texts += strings(list(data.values()))
     tok = build_tokenizer(texts, CHATML)
     docs = [chat_document(tok, row) for row in problems + hard]
     probes = [problems[0]["question"], problems[0]["answer"], docs[0], general[0]["messages"][0]["content"],

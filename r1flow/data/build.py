@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -111,3 +112,12 @@ def general_file_splits(data: DataConfig) -> tuple[dict[str, list[dict]], dict[s
                             f"sends none there)")
     return splits, prefs, sft_rows
 
+
+def source_files(data: DataConfig) -> dict[str, str]:
+    """The local files the data stage read (name -> path): the tables and the general files."""
+    paths = {}
+    if data.source == "files":
+        paths |= {"problems": data.files.path, "hard": data.hard_path}
+    g = data.general_files
+    paths |= {"general_sft": g.sft, "helpfulness": g.helpfulness, "harmlessness": g.harmlessness, "safety": g.safety}
+    return {name: str(p) for name, p in paths.items() if p is not None and Path(str(p)).is_file()}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from r1flow.harness.files import read_jsonl
 from r1flow.report.results import pct, split_value
+from r1flow.sampling.rewards import script_of
 
 REFLECTIVE = re.compile(r"\b(wait|check|verify|recheck|hmm|again)\b", re.I)
 REPRODUCED, PARTLY, NOT = "reproduced", "partly", "not reproduced"
@@ -103,8 +104,9 @@ def length_grows(ev: Evidence) -> list[tuple[str, str, str]]:
     words = ", ".join(f"{lab} {100 * v:.1f} %" for lab, v in refl.items() if v is not None)
     return [(CLAIMS[1].title, verdict,
              f"mean rollout length, first vs last tenth of the steps: {lengths}. Held-out responses with a "
-             f"reflective word (wait/check/verify/again): {words} — the tiny world's traces have no such words "
-             "to learn, so that half of the claim cannot show here.")]
+             f"reflective word (wait/check/verify/again): {words}"
+             + (" — none writes one, so that half of the claim does not show in this run." if not any(refl.values())
+                else "."))]
 
 
 def distillation_beats_rl(ev: Evidence) -> list[tuple[str, str, str]]:
@@ -138,8 +140,17 @@ def cold_start_helps(ev: Evidence) -> list[tuple[str, str, str]]:
              f"held-out pass@1 reasoning_rl {p1(rl)} vs r1_zero {p1(z)}; first check's gain in held-out pass@1: "
              f"{'–' if er is None else f'{100 * er:+.1f}'} points by step {sr} (from the cold start) vs "
              f"{'–' if ez is None else f'{100 * ez:+.1f}'} by step {sz} (from the base); format rate "
-             f"{100 * rf:.1f} % vs {100 * zf:.1f} %. The tiny world has one language, so language mixing "
-             "cannot show.")]
+             f"{100 * rf:.1f} % vs {100 * zf:.1f} %." + _one_script(rl["samples"]))]
+
+
+def _one_script(samples: Path) -> str:
+    """A note when every held-out question is in one script: then language mixing cannot show."""
+    if not samples.is_file():
+        return ""
+    questions = {r["question"] for r in read_jsonl(samples, allow_empty=True) if r.get("split") == "heldout"}
+    scripts = {script_of(w) for q in questions for w in q.split()} - {None}
+    return f" Every held-out question is in one script ({scripts.pop()}), so language mixing cannot show." \
+        if len(scripts) == 1 else ""
 
 
 def larger_students(ev: Evidence) -> list[tuple[str, str, str]]:
