@@ -102,7 +102,7 @@ def world_files(data, out: Path, scratch: bool) -> dict:
     """The embedded world's files: reasoning-gym splits, its cold start, its general data."""
     splits, cold_items = reasoning_splits(data)
     prefs = general_splits(data, splits) if data.general_families else {}
-    for rows in splits.values():
+    for rows in (*splits.values(), cold_items):
         for r in rows:
             r["verifier"] = "safety" if r["family"] == "safety" else "reasoning_gym"
             r["answer_format"] = str(data.answer_format)

@@ -114,3 +114,33 @@ def smoke_dag(tmp_path_factory) -> SmokeDAG:
     dag = SmokeDAG(proj, f"sqlite:///{proj}/mlflow.db")
     snakemake(proj, env=dag.env())
     return dag
+
+
+@pytest.fixture(scope="session")
+def hf_world(tmp_path_factory) -> dict[str, str]:
+    """The real-shaped world of tests/hf_world.py (checkpoints, tokenizer, data files), built once."""
+    from hf_world import build_hf_world
+
+    return build_hf_world(tmp_path_factory.mktemp("hf_world"))
+
+
+@dataclass(frozen=True)
+class HFSmokeDAG(SmokeDAG):
+    world: dict  # the paths of the world the DAG ran on
+
+    @property
+    def res(self) -> Path:
+        return self.proj / "results" / "hf_smoke"
+
+    def env(self) -> dict:
+        return {"MLFLOW_TRACKING_URI": self.uri, "R1FLOW_HF_WORLD": str(Path(self.world["base"]).parent)}
+
+
+@pytest.fixture(scope="session")
+def hf_smoke_dag(tmp_path_factory, hf_world) -> HFSmokeDAG:
+    """The whole hf_smoke DAG (a Hugging Face checkpoint, the user's files, a checkpoint student),
+    run once by ``snakemake`` in a copy of the project."""
+    proj = copy_project(tmp_path_factory.mktemp("hf_proj"))
+    dag = HFSmokeDAG(proj, f"sqlite:///{proj}/mlflow.db", hf_world)
+    snakemake(proj, experiment="hf_smoke", env=dag.env())
+    return dag
