@@ -8,6 +8,7 @@ world builds a model from scratch with ``build_model``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from transformers import (
 from r1flow.config.base import ModelConfig
 
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+log = logging.getLogger("r1flow.models")
 
 
 def resolve_dtype(name: str, accelerator: str = "cpu") -> torch.dtype:
@@ -114,13 +116,35 @@ def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu", scal
     return model.to(inference_device(accelerator)) if place else model
 
 
+LOADER_KEYS = ("is_local", "local_files_only")  # how it was loaded, not what it is: kept out of exports
+
+
 def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> Path:
-    """Save a plain Hugging Face directory (safetensors weights, config, tokenizer, chat template)."""
+    """Save a plain Hugging Face directory (safetensors weights, config, tokenizer, chat template),
+    and check that a standard client (``AutoTokenizer``: vLLM, lm-eval) reads the same token ids."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    tok_cfg = out / "tokenizer_config.json"
+    cfg = json.loads(tok_cfg.read_text())
+    tok_cfg.write_text(json.dumps({k: v for k, v in cfg.items() if k not in LOADER_KEYS}, indent=2) + "\n")
+    if not standard_ids_agree(tokenizer, out):
+        log.warning("%s: AutoTokenizer loads %s for model_type %s and tokenizes differently from the checkpoint's own "
+                    "tokenizer.json; standard clients (vLLM, lm-eval) will read wrong ids. The embedded world's "
+                    "word-level tokenizer needs model.arch=llama for that.", out,
+                    type(AutoTokenizer.from_pretrained(out)).__name__, model.config.model_type)
     return out
+
+
+def standard_ids_agree(tokenizer, path: str | Path) -> bool:
+    """Whether ``AutoTokenizer`` on ``path`` gives ``tokenizer``'s ids on a chat-formatted probe."""
+    probe = "Tom has 12 apples, eats 3: 12 - 3 = 9.\n<think>\nok\n</think>\nThe answer is <answer>9</answer>."
+    if tokenizer.chat_template:
+        probe = tokenizer.apply_chat_template([{"role": "user", "content": probe},
+                                               {"role": "assistant", "content": probe}], tokenize=False)
+    auto = AutoTokenizer.from_pretrained(path)
+    return auto(probe, add_special_tokens=False)["input_ids"] == tokenizer(probe, add_special_tokens=False)["input_ids"]
 
 
 def count_parameters(model: torch.nn.Module) -> int:
