@@ -143,6 +143,8 @@ def main(ctx: StageContext) -> dict:
         context = "eval" if name in EVAL_FILES or name.endswith("_heldout") else "train"
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"], context=context,
                             num_rows=info["rows"])
+    if data.source == "files":  # what decontamination dropped, beside the run's datasets
+        ctx.run.log_artifact(str(out / "decontamination.json"))
     write_json(out / "manifest.json", files)
     ctx.run.log_artifact(str(out / "manifest.json"))
     return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}

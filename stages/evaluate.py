@@ -20,7 +20,7 @@ from r1flow.harness.files import file_digest, read_jsonl, write_json, write_json
 from r1flow.harness.models import load_model, load_tokenizer
 from r1flow.report.plots import plot_pass_at_k
 from r1flow.sampling.evaluation import evaluate_split
-from r1flow.sampling.prompts import item_prompt
+from r1flow.sampling.prompts import item_prompt, think_prefill
 from r1flow.sampling.rollout import HFGenerator, SamplingParams
 from r1flow.sampling.verify import ITEM_KEYS, verifier_of
 
@@ -64,6 +64,8 @@ def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dic
 def main(ctx: StageContext) -> dict:
     cfg, ecfg = ctx.cfg, ctx.cfg.evaluate
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
+    if ecfg.template == "chat":
+        think_prefill(tok)  # a template without a generation prompt fails here, before any compute
     model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True)
     generator = HFGenerator(model, tok, prompts_per_batch=ecfg.prompts_per_batch,
                             progress=cfg.trainer.enable_progress_bar)

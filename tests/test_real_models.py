@@ -10,12 +10,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import ROOT, run_stage, upstream
 from transformers import AutoTokenizer
 
 from r1flow.config import compose
 from r1flow.harness.files import file_digest, read_jsonl
-from r1flow.harness.models import load_model, load_tokenizer
+from r1flow.harness.models import inference_device, load_model, load_tokenizer
 from r1flow.runners.sft import render_sft_rows
 from r1flow.sampling.curation import sft_row
 from r1flow.sampling.prompts import item_prompt, stop_token_ids, think_prefill, user_content
@@ -71,6 +72,13 @@ def test_a_curated_sample_becomes_the_turn_the_policy_wrote(hf_world, checkpoint
     assert rendered["prompt"] == item_prompt(tok, ITEM)
     assert rendered["response"] == sampled + "<|im_end|>"
     assert row["messages"][1]["content"].count("<think>") == 1
+
+
+def test_samplers_sit_on_the_trainers_accelerator():
+    assert inference_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="config error: trainer.accelerator: gpu"):
+            inference_device("gpu")
 
 
 def test_a_reasoning_gym_family_without_a_solver_trains_and_evaluates(tmp_path, mlflow_uri):

@@ -21,12 +21,24 @@ def test_job_plan_of_the_smoke_dag_and_lint(fresh):
     assert "Congratulations, your workflow is in a good condition" in snakemake(fresh, "--lint")
 
 
+def test_the_real_scale_experiment_plans_every_stage_down_to_its_students(fresh):
+    """qwen_math: a checkpoint base (no pretraining), two checkpoint students (no pretraining either),
+    one of them also trained by RL only; every stage, evaluation and the report are planned."""
+    assert planned_jobs(fresh, experiment="qwen_math") == {
+        "data": 1, "r1_zero": 1, "cold_start_sft": 1, "reasoning_rl": 1, "sample_shards": 2, "curate": 2,
+        "general_sft": 1, "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1, "distill": 2,
+        "student_cold_start_sft": 1, "student_reasoning_rl": 1, "evaluate": 11, "report": 1, "all": 1}
+
+
 @pytest.mark.parametrize("override, says", [
     ("evaluate: {kk: 2}", "kk"),  # a misspelt key
     ("general_sft: {start_from: all_scenario_rl}",  # a stage downstream of general SFT: a cycle
      "general_sft.start_from: 'all_scenario_rl' is not one of base, r1_zero, cold_start_sft, reasoning_rl"),
     ("reasoning_rl: {rewards: {acuracy: 1.0}}", "reasoning_rl.rewards: unknown reward 'acuracy'"),
     ("reasoning_rl: {rewards: {helpfulness_rm: 1.0}}", "reasoning_rl does not read"),  # no reward model upstream
+    ("students: {big: {hidden_size: 256}}\nmodel: {init: pretrained, name_or_path: /models/x}",  # nothing to pretrain on
+     ": the teacher is a checkpoint (model.init=pretrained)"),
+    ("data: {source: files, files: {path: /data/p.jsonl}}", "data.source: files need a pretrained base model"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, override, says):
     bad = copy_project(tmp_path / "bad")

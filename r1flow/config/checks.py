@@ -69,6 +69,10 @@ def _data(cfg: DictConfig) -> None:
         if cfg.model.init == "scratch":
             raise ConfigError("data.source", "files need a pretrained base model (model.init=pretrained, "
                               "model.name_or_path=...): the embedded pretraining corpus is the arithmetic world's")
+    if not (data.general_families or data.general_files.sft):
+        raise ConfigError("data.general_files", "the general phase (general_sft, the reward models, all-scenario RL) "
+                          "reads non-reasoning data: set data.general_files (sft, helpfulness, harmlessness, safety) "
+                          "or data.general_families")
     if not 0 < data.heldout_permille < 1000 or not 0 <= data.validation_permille < 1000 - data.heldout_permille:
         raise ConfigError("data.heldout_permille", "held-out and validation shares must leave room for training "
                           f"(heldout {data.heldout_permille}, validation {data.validation_permille} per mille)")

@@ -58,6 +58,7 @@ def load_sampler(ctx: StageContext):
     """(tokenizer, generator) of the model to sample from (the ``sampler`` stage's export)."""
     cfg = ctx.cfg
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
+    think_prefill(tok)  # a template without a generation prompt fails here, before any compute
     model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True).eval()
     return tok, make_generator(cfg[ctx.stage].rollout, model, tok, ctx.init, progress=True)
 

@@ -17,7 +17,7 @@ from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
 from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
 from r1flow.report.plots import plot_rl_curves
-from r1flow.sampling.prompts import item_prompt
+from r1flow.sampling.prompts import item_prompt, think_prefill
 from r1flow.sampling.rewards import check_rewards
 from r1flow.sampling.rollout import make_generator
 from r1flow.sampling.verify import ITEM_KEYS
@@ -77,6 +77,8 @@ def run_grpo(ctx: StageContext) -> dict:
     cfg, g = ctx.cfg, ctx.cfg[ctx.stage]
     check_rewards(ctx.stage, g, set(reward_models(ctx)))  # before any compute
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
+    if g.template == "chat":
+        think_prefill(tok)  # a template without a generation prompt fails here, before any compute
     items = read_items(ctx, "train", "train")
     eval_items = read_jsonl(ctx.data_dir / "heldout.jsonl", required=ITEM_KEYS)[: g.eval_prompts]
     prompt = lambda it: item_prompt(tok, it, g.template)  # noqa: E731

@@ -16,6 +16,7 @@ from r1flow.dag import BY_NAME, Kind
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import DataError, file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
+from r1flow.sampling.prompts import think_prefill
 from r1flow.train.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
 from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
 
@@ -85,6 +86,7 @@ def run_sft(ctx: StageContext, section, sources: dict[str, tuple[Path, list[dict
     distillation differ only in their sources and ``section``."""
     init = ctx.init
     tok = load_tokenizer(init, ctx.cfg.model.trust_remote_code)
+    think_prefill(tok)  # a template without a generation prompt fails here, before any compute
     rows = []
     for name, (path, src_rows) in sources.items():
         ctx.run.log_dataset(str(path), name=f"{ctx.cfg.name}/{name}", digest=file_digest(path), context="train",

@@ -96,7 +96,9 @@ class GRPOModule(L.LightningModule):
     def on_fit_start(self) -> None:
         """The reward models score on the policy's device (Lightning places only the policy and reference)."""
         for scorer in self.scorers.values():
-            scorer.model.to(self.device)
+            model = getattr(scorer, "model", None)  # a RewardScorer; a plain function scores where it likes
+            if isinstance(model, torch.nn.Module):
+                model.to(self.device)
 
     # ------------------------------------------------------------------ prompts
     def _next_prompts(self, n: int, pool: str = "reasoning") -> list[int]:
