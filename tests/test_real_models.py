@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import ROOT, run_stage, upstream
+from conftest import ROOT, copy_project, planned_jobs, run_stage, upstream
 from transformers import AutoTokenizer
 
 from r1flow.config import compose
@@ -108,6 +109,23 @@ def test_a_reasoning_gym_family_without_a_solver_trains_and_evaluates(tmp_path, 
     metrics = json.loads((res / "eval" / "metrics.json").read_text())
     assert set(metrics["per_family"]) == {"chain_sum", "gsm_symbolic"}
     assert metrics["spec"]["verifiers"] == ["reasoning_gym"]
+
+
+def test_the_readmes_own_model_and_data_experiment_plans_the_whole_dag(tmp_path):
+    """The README's example experiment (a local checkpoint, a GSM8K-style JSONL file, general files,
+    a checkpoint student) composes, validates and plans every stage down to the report."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Run on your own model and data", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    proj = copy_project(tmp_path / "proj")
+    (proj / "conf" / "experiment" / "mine.yaml").write_text(example)
+    jobs = planned_jobs(proj, experiment="mine")
+    assert "pretrain" not in jobs and "student_pretrain" not in jobs
+    assert {"data", "cold_start_sft", "reasoning_rl", "general_sft", "helpfulness_rm", "harmlessness_rm",
+            "all_scenario_rl", "distill", "report"} <= set(jobs)
+    # the checkpoints evaluated: base, base_small, r1_zero, cold_start_sft, reasoning_rl, general_sft,
+    # all_scenario_rl, student_small
+    assert jobs["evaluate"] == 8
 
 
 @pytest.mark.slow
