@@ -81,14 +81,15 @@ def _data(cfg: DictConfig) -> None:
 def _evaluation(cfg: DictConfig) -> None:
     if cfg.evaluate.k < 1:
         raise ConfigError("evaluate.k", "must be >= 1")
-    general = cfg.data.general_families or cfg.data.general_files.sft
+    general = cfg.data.general_families and not cfg.data.general_files.sft
     for key in ("splits", "general_splits"):
         for split in cfg.evaluate[key]:
             if split not in SPLITS:
                 raise ConfigError(f"evaluate.{key}", f"unknown split {split!r} ({', '.join(SPLITS)})")
             if split in GENERAL_SPLITS and not general:
-                raise ConfigError(f"evaluate.{key}", f"the {split!r} split needs data.general_families or "
-                                  "data.general_files")
+                raise ConfigError(f"evaluate.{key}", f"the {split!r} split needs the embedded world's general "
+                                  "families (data.general_families): chat data from data.general_files has no "
+                                  "verifiable answers; all-scenario RL's reward models judge it instead")
             if split == "hard" and cfg.data.source == "files" and cfg.data.hard_path is None:
                 raise ConfigError(f"evaluate.{key}", "the 'hard' split needs data.hard_path (data.source=files)")
             if split == "validation" and (cfg.data.source != "files" or not cfg.data.validation_permille):

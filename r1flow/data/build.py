@@ -92,8 +92,10 @@ def general_file_splits(data: DataConfig) -> tuple[dict[str, list[dict]], dict[s
                 "question": q, "answer": a, "metadata": {}, "verifier": "exact",
                 "answer_format": str(data.answer_format)}
         splits["general_train" if region == "train" else "general"].append({**item, "split": region})
-        if region == "train":
-            sft_rows.append({"id": item["id"], "family": "general", "source": "general", "messages": row["messages"]})
+        if region == "train":  # in R1's format: an empty reasoning block, then the answer
+            reply = a if "</think>" in a else f"<think>\n\n</think>\n{a}"
+            sft_rows.append({"id": item["id"], "family": "general", "source": "general",
+                             "messages": [*row["messages"][:-1], {"role": "assistant", "content": reply}]})
     for row in read_jsonl(g.safety, required=["prompt"]):
         region = _region(row["prompt"], data)
         splits["safety_train" if region == "train" else "safety"].append(

@@ -19,6 +19,7 @@ from pathlib import Path
 from r1flow.config.data import FileSourceConfig
 from r1flow.data.splits import normalize
 from r1flow.harness.files import DataError
+from r1flow.sampling.prompts import summary_line
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,4 @@ def cold_start_trace(row: dict, answer_format: str) -> str | None:
     solution = row.get("metadata", {}).get("solution")
     if not solution:
         return None
-    if str(answer_format) == "boxed":
-        summary = f"The answer is \\boxed{{{row['answer']}}}."
-    else:
-        summary = f"The answer is <answer>{row['answer']}</answer>."
-    return f"<think>\n{solution}\n</think>\n{summary}"
+    return f"<think>\n{solution}\n</think>\n{summary_line(row['answer'], str(answer_format))}"

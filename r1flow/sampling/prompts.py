@@ -43,7 +43,7 @@ def render_prompt(tok, question: str, template: str = "chat", answer_format: str
     if template == "r1_zero":
         zero = R1_ZERO_BOXED_TEMPLATE if answer_format == "boxed" else R1_ZERO_TEMPLATE
         return zero.format(prompt=question)
-    content = question + BOXED_INSTRUCTION if answer_format == "boxed" else question
+    content = user_content({"question": question, "answer_format": answer_format})
     return tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
 
 
