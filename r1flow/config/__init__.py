@@ -76,7 +76,6 @@ def with_student(cfg: DictConfig, student: str | None = None) -> DictConfig:
     return out
 
 
-
 def config_view(cfg: DictConfig, sections: tuple[str, ...]) -> dict:
     """The resolved config ``sections`` (top-level keys or dotted paths) a stage's outputs depend
     on, plus the experiment's name and seed (and the student's name)."""
