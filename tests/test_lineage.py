@@ -77,7 +77,7 @@ def test_registry_aliases_and_the_lineage_walk_from_a_student(smoke_dag):
 def test_general_sft_start_from_moves_the_edge_and_the_recorded_lineage(smoke_dag, tmp_path):
     proj = copy_project(tmp_path / "moved", smoke_dag.proj, results=True)
     res = proj / "results" / "smoke"
-    experiment = proj / "conf" / "experiment" / "smoke.yaml"
+    experiment = proj / "conf" / "sizes" / "smoke.yaml"  # the smoke experiments' stage settings
     text = experiment.read_text()
     assert "general_sft: {max_steps: 6," in text
     experiment.write_text(text.replace("general_sft: {max_steps: 6,", "general_sft: {start_from: reasoning_rl, max_steps: 6,"))

@@ -78,7 +78,7 @@ def test_editing_a_stage_default_in_the_schema_reruns_that_stage(smoke_dag):
 
 def test_editing_a_stage_config_reruns_that_stage_and_its_descendants(smoke_dag):
     # (the RL-only student's cold start has the same section: it reruns too)
-    plan = plan_after(smoke_dag.proj, "conf/experiment/smoke.yaml", "cold_start_sft: {max_steps: 6,",
+    plan = plan_after(smoke_dag.proj, "conf/sizes/smoke.yaml", "cold_start_sft: {max_steps: 6,",
                       "cold_start_sft: {max_steps: 7,")
     assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "student_cold_start_sft": 1, "evaluate": 6 + 1}
 
