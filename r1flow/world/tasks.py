@@ -123,48 +123,55 @@ def has_solver(name: str, params: dict) -> bool:
     return scripted(reasoning_gym.create_dataset(name, size=1, seed=0, **params)[0])
 
 
+def _draw(name: str, params: dict, split: str, n: int, seed: int) -> Iterator[dict]:
+    """reasoning-gym items of family ``name`` in successive chunks, until the caller has its ``n``."""
+    chunk, offset = max(256, 4 * n), 0
+    while True:
+        # reasoning-gym seeds item i with seed + i: successive chunks must not overlap
+        ds = reasoning_gym.create_dataset(name, size=chunk, seed=seed + offset * chunk, **params)
+        offset += 1
+        if offset > 200:
+            raise RuntimeError(f"could not draw {n} distinct {split} items of {name}: space too small")
+        yield from ds
+
+
 def generate_items(
     spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int
 ) -> Iterator[dict]:
     """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym."""
+    if n <= 0:
+        return
     if not has_solver(spec.name, params):
         yield from generate_unsolved_items(spec, params, split, n, seed, heldout_permille)
         return
     seen: set[str] = set()
-    chunk, offset = max(256, 4 * n), 0
-    while len(seen) < n:
-        # reasoning-gym seeds item i with seed + i: successive chunks must not overlap
-        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **params)
-        offset += 1
-        if offset > 200:
-            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
-        for entry in ds:
-            expr = entry["metadata"]["expression"]
-            try:
-                if expr in seen or max_abs_value(expr) > max_abs:
-                    continue
-                # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left
-                # to right ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
-                if solve_steps(expr)[-1] != str(entry["answer"]):
-                    continue
-            except ValueError:
+    for entry in _draw(spec.name, params, split, n, seed):
+        expr = entry["metadata"]["expression"]
+        try:
+            if expr in seen or max_abs_value(expr) > max_abs:
                 continue
-            if split == "heldout":
-                if split_region(expr, heldout_permille) != "heldout":
-                    continue
-            elif not trainable(expr, heldout_permille):
+            # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left
+            # to right ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
+            if solve_steps(expr)[-1] != str(entry["answer"]):
                 continue
-            seen.add(expr)
-            metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}
-            yield {
-                "id": f"{spec.name}-{split}-{hashlib.sha1(expr.encode()).hexdigest()[:12]}",
-                "family": spec.name,
-                "question": entry["question"],
-                "answer": str(entry["answer"]),
-                "metadata": metadata,
-            }
-            if len(seen) >= n:
-                return
+        except ValueError:
+            continue
+        if split == "heldout":
+            if split_region(expr, heldout_permille) != "heldout":
+                continue
+        elif not trainable(expr, heldout_permille):
+            continue
+        seen.add(expr)
+        metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}
+        yield {
+            "id": f"{spec.name}-{split}-{hashlib.sha1(expr.encode()).hexdigest()[:12]}",
+            "family": spec.name,
+            "question": entry["question"],
+            "answer": str(entry["answer"]),
+            "metadata": metadata,
+        }
+        if len(seen) >= n:
+            return
 
 
 def json_metadata(metadata: dict) -> dict:
@@ -184,21 +191,15 @@ def generate_unsolved_items(spec: FamilySpec, params: dict, split: str, n: int, 
     """Items of a family our solver cannot rewrite (gsm_symbolic, word problems, puzzles): split by a
     hash of the question, graded by the family's own scorer, with no scripted cold-start trace."""
     seen: set[str] = set()
-    chunk, offset = max(256, 4 * n), 0
-    while len(seen) < n:
-        ds = reasoning_gym.create_dataset(spec.name, size=chunk, seed=seed + offset * chunk, **params)
-        offset += 1
-        if offset > 200:
-            raise RuntimeError(f"could not draw {n} distinct {split} items of {spec.name}: space too small")
-        for entry in ds:
-            q = entry["question"]
-            if q in seen or general_region(q, heldout_permille) != split:
-                continue
-            seen.add(q)
-            yield {"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}", "family": spec.name,
-                   "question": q, "answer": str(entry["answer"]), "metadata": json_metadata(entry["metadata"])}
-            if len(seen) >= n:
-                return
+    for entry in _draw(spec.name, params, split, n, seed):
+        q = entry["question"]
+        if q in seen or general_region(q, heldout_permille) != split:
+            continue
+        seen.add(q)
+        yield {"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}", "family": spec.name,
+               "question": q, "answer": str(entry["answer"]), "metadata": json_metadata(entry["metadata"])}
+        if len(seen) >= n:
+            return
 
 
 def general_region(question: str, heldout_permille: int) -> str:
