@@ -80,7 +80,8 @@ def sample_shard(ctx: StageContext, shard: Path, root: Path, sampler=None) -> di
     report["lengths"] = {"kept": [s["length"] for s in kept],
                          "dropped": [s["length"] for s in samples if id(s) not in kept_ids]}
     out = root / SAMPLES / shard_name(shard)
-    write_jsonl(out / "kept.jsonl", [sft_row(s, think_prefill(tok)) for s in kept])
+    prefill = think_prefill(tok)
+    write_jsonl(out / "kept.jsonl", [sft_row(s, prefill) for s in kept])
     write_json(out / "report.json", report)
     return report
 
