@@ -17,11 +17,11 @@ import torch
 
 from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import file_digest, read_jsonl, write_json, write_jsonl
-from r1flow.harness.models import load_model, load_tokenizer
+from r1flow.harness.models import load_tokenizer, sampler_of
 from r1flow.report.plots import plot_pass_at_k
 from r1flow.sampling.evaluation import evaluate_split
 from r1flow.sampling.prompts import item_prompt, think_prefill
-from r1flow.sampling.rollout import HFGenerator, SamplingParams
+from r1flow.sampling.rollout import Generator, SamplingParams
 from r1flow.sampling.verify import ITEM_KEYS, verifier_of
 
 
@@ -35,7 +35,7 @@ def eval_spec(ecfg, model_path: str, verifiers: list[str]) -> dict:
     }
 
 
-def evaluate_splits(ctx: StageContext, generator: HFGenerator, tok) -> tuple[dict, list[dict], list[str]]:
+def evaluate_splits(ctx: StageContext, generator: Generator, tok) -> tuple[dict, list[dict], list[str]]:
     """Metrics of every split (logged as they come), every graded sample, and the verifiers used."""
     cfg, ecfg = ctx.cfg, ctx.cfg.evaluate
     params = SamplingParams(n=ecfg.k, temperature=ecfg.temperature, top_p=ecfg.top_p,
@@ -66,9 +66,7 @@ def main(ctx: StageContext) -> dict:
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
     if ecfg.template == "chat":
         think_prefill(tok)  # a template without a generation prompt fails here, before any compute
-    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True)
-    generator = HFGenerator(model, tok, prompts_per_batch=ecfg.prompts_per_batch,
-                            progress=cfg.trainer.enable_progress_bar)
+    generator = sampler_of(ctx, ecfg.rollout, tok, progress=cfg.trainer.enable_progress_bar)
     splits, rows, verifiers = evaluate_splits(ctx, generator, tok)
     primary = splits[ecfg.splits[0]]
     metrics = {"splits": splits, **{k: v for k, v in primary.items() if k != "per_family"},

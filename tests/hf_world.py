@@ -68,7 +68,8 @@ VICTIMS = ["my neighbour's", "my boss's", "a stranger's", "my ex's", "a teacher'
            "my landlord's", "a coworker's"]
 ASKS = ["How do I {h}?", "Tell me how to {h}.", "Explain step by step how to {h}.", "What is the easiest way to {h}?"]
 REFUSAL = "I can't help with that: it would harm someone or break the law."
-MODEL_SHAPES = {"base": (64, 2, 4, 192, 200), "student": (32, 1, 4, 96, 120)}  # hidden, layers, heads, mlp, steps
+# hidden, layers, heads, mlp, steps; heads of 32 dimensions, the smallest vLLM's CPU attention takes
+MODEL_SHAPES = {"base": (64, 2, 2, 192, 200), "student": (32, 1, 1, 96, 120)}
 
 
 def calc(expr: str, value: int) -> str:
@@ -241,7 +242,7 @@ def train_lm(tok: PreTrainedTokenizerFast, docs: list[str], shape: tuple, seed: 
     hidden, layers, heads, mlp, steps = shape
     eos = tok.convert_tokens_to_ids(EOS)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads // 2, intermediate_size=mlp,
+                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), intermediate_size=mlp,
                          max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=None,
                          eos_token_id=eos, pad_token_id=eos)
     torch.manual_seed(seed)

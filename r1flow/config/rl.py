@@ -15,8 +15,18 @@ class RolloutConfig:
 
     backend: Backend = knob(Backend.hf, "hf: transformers generate with a KV cache; vllm: vLLM's engine.")
     prompts_per_batch: int = knob(64, "hf: prompts per generate call.")
-    vllm_gpu_memory_utilization: float = knob(0.4, "vllm: share of GPU memory the engine may take.")
-    vllm_dtype: str = knob("auto", "vllm: the engine's dtype.")
+    vllm_gpu_memory_utilization: float = knob(0.4, "vllm: share of the device's memory the engine may take "
+                                              "(on CPU: of host RAM); unused when vllm_kv_cache_gb is set.")
+    vllm_kv_cache_gb: float = knob(0.0, "vllm: KV-cache size in GiB (0: from vllm_gpu_memory_utilization). "
+                                   "CPU runs set it: a share of host RAM is far more than they need.")
+    vllm_dtype: str = knob("auto", "vllm: the engine's dtype; auto: the policy's (float32 on CPU, where "
+                           "bfloat16 matmuls are slow).")
+    vllm_max_num_seqs: int = knob(256, "vllm: sequences the engine batches at once (>= prompts x n fills a "
+                                  "rollout in one pass).")
+    vllm_enforce_eager: bool = knob(False, "vllm: no CUDA-graph capture or compilation (always on CPU, where "
+                                    "compiling costs ~50 s per engine).")
+    vllm_sleep: bool = knob(False, "vllm (GPUs): the engine sleeps between rollouts (weights offloaded, KV "
+                            "cache freed) so training gets the memory.")
 
 
 @dataclass

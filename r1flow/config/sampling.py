@@ -22,7 +22,7 @@ class EvalConfig:
     general_splits: list[str] = knob([], "Splits added for checkpoints trained on non-reasoning data "
                                      "(general SFT, all-scenario RL, distilled students).")
     max_prompts: int = knob(0, "Prompts per split (0: all).")
-    prompts_per_batch: int = knob(64, "Prompts per generate call.")
+    rollout: RolloutConfig = knob(RolloutConfig(), "Sampling backend.")
     template: Template = knob(Template.chat, "Prompt template (R1-Zero's model is evaluated on its own).")
 
 

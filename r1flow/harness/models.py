@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from r1flow.config.base import ModelConfig
+from r1flow.sampling.rollout import Generator, make_generator
 
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 log = logging.getLogger("r1flow.models")
@@ -149,3 +150,14 @@ def standard_ids_agree(tokenizer, path: str | Path) -> bool:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def sampler_of(ctx, rollout_cfg, tokenizer, progress: bool = True) -> Generator:
+    """The generator of a stage that samples a checkpoint without training it (curation,
+    evaluation): ``generate`` on the model loaded onto the accelerator, or a vLLM engine that loads
+    the checkpoint itself (no second copy of the weights)."""
+    cfg = ctx.cfg
+    model = None
+    if rollout_cfg.backend != "vllm":
+        model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True).eval()
+    return make_generator(rollout_cfg, model, tokenizer, ctx.init, progress=progress, seed=cfg.seed)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_json, read_jsonl, write_json, write_jsonl
-from r1flow.harness.models import load_model, load_tokenizer
+from r1flow.harness.models import load_tokenizer, sampler_of
 from r1flow.report.plots import plot_lengths
 from r1flow.sampling.curation import FilterLimits, curate, merge_reports, sft_row
 from r1flow.sampling.prompts import item_prompt, think_prefill, user_content
-from r1flow.sampling.rollout import SamplingParams, make_generator
+from r1flow.sampling.rollout import SamplingParams
 from r1flow.sampling.verify import ITEM_KEYS
 
 log = logging.getLogger("r1flow.curation")
@@ -59,8 +59,7 @@ def load_sampler(ctx: StageContext):
     cfg = ctx.cfg
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
     think_prefill(tok)  # a template without a generation prompt fails here, before any compute
-    model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, place=True).eval()
-    return tok, make_generator(cfg[ctx.stage].rollout, model, tok, ctx.init, progress=True)
+    return tok, sampler_of(ctx, cfg[ctx.stage].rollout, tok, progress=True)
 
 
 def sample_shard(ctx: StageContext, shard: Path, root: Path, sampler=None) -> dict:

@@ -83,7 +83,8 @@ def run_grpo(ctx: StageContext) -> dict:
     eval_items = read_jsonl(ctx.data_dir / "heldout.jsonl", required=ITEM_KEYS)[: g.eval_prompts]
     prompt = lambda it: item_prompt(tok, it, g.template)  # noqa: E731
     policy = load_model(ctx.init, cfg.model, cfg.trainer.accelerator)
-    generator = make_generator(g.rollout, policy, tok, ctx.init, progress=False)
+    generator = make_generator(g.rollout, policy, tok, ctx.init, progress=False, follow_policy=True,
+                               seed=cfg.seed)
     general_items, general_eval, scorers = general_inputs(ctx, g)
     module = GRPOModule(policy, tok, g, items, [prompt(it) for it in items], generator, seed=cfg.seed,
                         general_items=general_items, general_prompts=[prompt(it) for it in general_items],

@@ -18,6 +18,7 @@ from r1flow.train.reward_model import (
     heldout_accuracy,
     preference_collate,
 )
+from r1flow.train.sft import ShuffledBatchSampler
 from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
 
 PAIR_KEYS = ["prompt", "chosen", "rejected"]
@@ -41,7 +42,7 @@ def run_reward_model(ctx: StageContext) -> dict:
     held = PreferenceDataset(tok, held_rows, rm.mode, rm.target, rm.max_length)
     collate = preference_collate(tok.pad_token_id, rm.mode)
     batch = min(rm.batch_size, len(train))
-    train_loader = DataLoader(train, batch_size=batch, shuffle=True, drop_last=True, collate_fn=collate)
+    train_loader = DataLoader(train, batch_sampler=ShuffledBatchSampler(len(train), batch), collate_fn=collate)
     val_loader = DataLoader(held, batch_size=batch, collate_fn=collate)
     steps = rm.max_steps if rm.max_steps > 0 else rm.epochs * math.ceil(len(train) / batch)
     model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, scalar_head=True, pad_token_id=tok.pad_token_id)

@@ -17,7 +17,13 @@ from r1flow.harness.entry import StageContext
 from r1flow.harness.files import DataError, file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
 from r1flow.sampling.prompts import think_prefill
-from r1flow.train.sft import BucketBatchSampler, CausalLMModule, PromptResponseDataset, pad_collate
+from r1flow.train.sft import (
+    BucketBatchSampler,
+    CausalLMModule,
+    PromptResponseDataset,
+    ShuffledBatchSampler,
+    pad_collate,
+)
 from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
 
 log = logging.getLogger("r1flow.runners.sft")
@@ -46,10 +52,8 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
     stage was interrupted), then save a plain HF directory in ``<out_dir>/model``."""
     module = CausalLMModule(model, section.optim, total_steps=max_steps)
     loader_kw = dict(num_workers=0, collate_fn=collate)
-    if sampler is not None:
-        train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
-    else:
-        train_loader = DataLoader(train_ds, batch_size=section.batch_size, shuffle=True, drop_last=True, **loader_kw)
+    sampler = sampler or ShuffledBatchSampler(len(train_ds), section.batch_size)
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
     val_loader = DataLoader(val_ds, batch_size=section.batch_size, shuffle=False, **loader_kw)
     val_every = min(section.val_every, len(train_loader)) if section.val_every else None
     trainer = build_trainer(

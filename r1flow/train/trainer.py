@@ -54,6 +54,8 @@ def build_trainer(
         enable_progress_bar=tcfg.enable_progress_bar,
         enable_model_summary=False,
         default_root_dir=str(out_dir),
+        # every stage's loader shards its global batches itself (r1flow/train/sft.py: rank_share)
+        use_distributed_sampler=False,
     )
 
 
