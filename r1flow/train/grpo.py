@@ -92,6 +92,7 @@ class GRPOModule(L.LightningModule):
         self.rollout_stats: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.history: list[dict] = []  # per-step scalars, for plots
+        self._resumed_rng: tuple | None = None  # a checkpoint's RNG states, until the first step resumed
 
     def on_fit_start(self) -> None:
         """The reward models score on the policy's device (Lightning places only the policy and reference)."""
@@ -274,6 +275,9 @@ class GRPOModule(L.LightningModule):
 
     # ------------------------------------------------------------------ update
     def training_step(self, batch, batch_idx):
+        if self._resumed_rng is not None:  # the generators as they were at the checkpoint, see on_load_checkpoint
+            self._set_rng(*self._resumed_rng)
+            self._resumed_rng = None
         g = self.g
         step = self.global_step
         t_start = time.perf_counter()
@@ -342,7 +346,13 @@ class GRPOModule(L.LightningModule):
             return
         self.cursors, self.history, self.rollout_stats = dict(s["cursors"]), s["history"], s["rollout_stats"]
         self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
-        torch.set_rng_state(s["rng_torch"])
-        random.setstate(s["rng_python"])
-        name, keys, pos, has_gauss, gauss = s["rng_numpy"]
+        # set at the first step, not here: between loading and that step Lightning starts the
+        # loader's iterator, which draws from torch's generator (an uninterrupted run drew it at step 0)
+        self._resumed_rng = (s["rng_torch"], s["rng_python"], s["rng_numpy"])
+
+    @staticmethod
+    def _set_rng(rng_torch, rng_python, rng_numpy) -> None:
+        torch.set_rng_state(rng_torch)
+        random.setstate(rng_python)
+        name, keys, pos, has_gauss, gauss = rng_numpy
         np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))
