@@ -55,9 +55,24 @@ def add_experiment(proj: Path, name: str, body: str, base: str = "smoke") -> str
     return name
 
 
-def snakemake(proj: Path, *args: str, experiment: str = "smoke", env: dict | None = None, check: bool = True) -> str:
+def slurm_available() -> bool:
+    """Whether a SLURM cluster answers here (cluster/slurm-local up starts one)."""
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mix", "alloc"))
+
+
+def snakemake(proj: Path, *args: str, experiment: str = "smoke", env: dict | None = None, check: bool = True,
+              timeout: int = 1800) -> str:
+    """``snakemake --cores 2 --config experiment=<experiment> <args>`` in ``proj``. Killed after
+    ``timeout`` s: snakemake ignores SIGTERM while it waits on cluster jobs."""
     cmd = [SNAKEMAKE, "--cores", "2", "--config", f"experiment={experiment}", *args]
-    proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=timeout)
     out = proc.stdout + proc.stderr
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{out[-5000:]}")
@@ -109,10 +124,11 @@ class SmokeDAG:
 @pytest.fixture(scope="session")
 def smoke_dag(tmp_path_factory) -> SmokeDAG:
     """The whole smoke DAG, run once by ``snakemake`` in a copy of the project; tests read its
-    results, MLflow runs and registry. Tests that edit its files restore them."""
+    results, MLflow runs and registry. Tests that edit its files restore them. Where a SLURM cluster
+    answers (CI starts one), every job is a SLURM job (profiles/slurm-local; tests/test_slurm.py)."""
     proj = copy_project(tmp_path_factory.mktemp("proj"))
     dag = SmokeDAG(proj, f"sqlite:///{proj}/mlflow.db")
-    snakemake(proj, env=dag.env())
+    snakemake(proj, *(("--profile", "profiles/slurm-local") if slurm_available() else ()), env=dag.env())
     return dag
 
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 from conftest import ROOT, run_stage, upstream
-from test_grpo_stage import VARIED
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
+from test_grpo_stage import VARIED
 from transformers import AutoModelForCausalLM
 
 DDP = ["trainer.devices=2", "trainer.strategy=ddp"]

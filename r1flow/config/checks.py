@@ -49,6 +49,49 @@ def validate(cfg: DictConfig) -> None:
         if not 0 < cfg[name].optim.lr < 1:
             raise ConfigError(f"{name}.optim.lr", f"must be in (0, 1), got {cfg[name].optim.lr}")
     _students(cfg)
+    _processes(cfg)
+
+
+TRAINING_CLASSES = ("train", "rl")  # job classes whose stages run Lightning's Trainer
+
+
+def ranks_per_node(cfg: DictConfig, job_class: str) -> int:
+    """Processes a job of ``job_class`` runs on each node: one per device for the Lightning jobs
+    (Lightning's SLURM environment expects SLURM_NTASKS = devices x num_nodes), else one."""
+    if job_class not in TRAINING_CLASSES:
+        return 1
+    devices = cfg.trainer.devices
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, str) and devices != "auto":  # "2" or "0,1"
+        return int(devices) if devices.isdigit() else len(devices.split(","))
+    if OmegaConf.is_list(devices):
+        return len(devices)
+    return max(1, cfg.resources[job_class].gpus) if cfg.trainer.accelerator in ("gpu", "cuda") else 1
+
+
+def _processes(cfg: DictConfig) -> None:
+    """Multi-process runs: a global batch splits evenly over the ranks, and a cluster job gives each
+    rank its device."""
+    nodes = cfg.trainer.num_nodes
+    ranks = ranks_per_node(cfg, "train") * nodes
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda")
+    for job_class in TRAINING_CLASSES:
+        gpus = cfg.resources[job_class].gpus
+        if gpu and gpus and ranks_per_node(cfg, job_class) != gpus:
+            raise ConfigError(f"resources.{job_class}.gpus", f"{gpus} GPUs per node for trainer.devices="
+                              f"{cfg.trainer.devices}: a {job_class} job runs one process per device")
+    if ranks == 1:
+        return
+    for name in sections_of(cfg, SupervisedConfig) + sections_of(cfg, PretrainConfig):
+        if cfg[name].batch_size % ranks:
+            raise ConfigError(f"{name}.batch_size", f"{cfg[name].batch_size} rows do not split over {ranks} "
+                              "processes (trainer.devices x trainer.num_nodes); the batch size is global")
+    for name in sections_of(cfg, GRPOConfig):
+        g = cfg[name]
+        if (g.generation_batch_size // g.group_size) % ranks or g.mini_batch_size % ranks:
+            raise ConfigError(name, f"the prompts of a rollout ({g.generation_batch_size // g.group_size}) and "
+                              f"mini_batch_size ({g.mini_batch_size}) must split over {ranks} processes")
 
 
 def _model(model: DictConfig, key: str) -> None:

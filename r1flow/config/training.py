@@ -26,7 +26,7 @@ class PretrainConfig:
 
     optim: OptimConfig = knob(OptimConfig(lr=3e-3, warmup_steps=100, weight_decay=0.01), "Optimizer.")
     max_steps: int = knob(1200, "Optimizer steps (the base model's skill grows with steps more than tokens).")
-    batch_size: int = knob(16, "Blocks per batch.")
+    batch_size: int = knob(16, "Blocks per optimizer step, over all processes (each of N takes 1/N).")
     seq_len: int = knob(128, "Tokens per packed block.")
     val_every: int = knob(500, "Steps between validation-loss checks.")
     val_batches: int = knob(20, "Batches of each validation check.")
@@ -40,7 +40,8 @@ class SupervisedConfig:
     optim: OptimConfig = knob(OptimConfig(), "Optimizer.")
     epochs: int = knob(2, "Passes over the data.", paper="2-3 epochs (§2.3.3, v2)")
     max_steps: int = knob(-1, "Bound on optimizer steps; -1: as many as the epochs take.")
-    batch_size: int = knob(16, "Rows per batch.", paper="128 (v2)")
+    batch_size: int = knob(16, "Rows per optimizer step, over all processes (each of N takes 1/N).",
+                            paper="128 (v2)")
     max_length: int = knob(256, "Tokens per row (prompt + response); longer rows are cut.")
     val_every: int = knob(100, "Steps between validation checks.")
     ckpt_every: int = knob(200, "Steps between resumable checkpoints.")
@@ -79,7 +80,8 @@ class RewardModelConfig(SupervisedConfig):
 
     optim: OptimConfig = knob(OptimConfig(lr=6e-6, warmup_steps=0), "Optimizer.", paper="lr 6e-6 (v2)")
     epochs: int = knob(1, "Passes over the pairs.", paper="1 epoch (v2)")
-    batch_size: int = knob(256, "Pairs per batch.", paper="256 (v2)")
+    batch_size: int = knob(256, "Pairs per optimizer step, over all processes (each of N takes 1/N).",
+                            paper="256 (v2)")
     val_every: int = knob(50, "Steps between held-out checks.")
     mode: RMMode = knob(RMMode.pairwise, "pairwise (Bradley-Terry) or pointwise (chosen = safe, rejected = unsafe).")
     target: RMTarget = knob(RMTarget.summary, "What is scored: the summary after </think>, or the whole response.")

@@ -26,6 +26,7 @@ import yaml
 from snakemake.io import directory, report
 
 from r1flow.config import compose, validate
+from r1flow.config.checks import TRAINING_CLASSES, ranks_per_node
 from r1flow.dag import BY_NAME, DAG, DATA, MODEL, Kind, Node, Stage
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import write_json
@@ -119,10 +120,33 @@ class Jobs:
                 out[key] = path
         return {**out, "done": f"{self.res}/{pattern}/{DONE}"}
 
+    def job_class(self, stage: Stage, part: str | None = None) -> str:
+        """The stage's job class (a curation stage's shards and merge are light)."""
+        return "light" if part in ("shards", "merge") else stage.resources
+
     def resources(self, stage: Stage, part: str | None = None) -> dict:
-        """Cluster resources of the stage's job class (a curation stage's shards and merge are light)."""
-        r = self.cfg.resources["light" if part in ("shards", "merge") else stage.resources]
-        return {"gpu": r.gpus, "cpus_per_task": r.cpus, "mem_mb": r.mem_mb, "runtime": r.runtime}
+        """Cluster resources of the stage's job class, in the SLURM executor plugin's names: memory
+        and GPUs per node, CPUs per task. A Lightning job on several devices or nodes is one task per
+        device on each node (``--ntasks-per-node``), started by ``srun`` in the allocation (see
+        :meth:`launcher`), which is what Lightning's SLURM environment expects."""
+        cls = self.job_class(stage, part)
+        r = self.cfg.resources[cls]
+        out = {"cpus_per_task": r.cpus, "mem_mb": r.mem_mb, "runtime": r.runtime}
+        if r.gpus:
+            out["gres"] = f"gpu:{r.gpus}"
+        tasks, nodes = ranks_per_node(self.cfg, cls), self.cfg.trainer.num_nodes if cls in TRAINING_CLASSES else 1
+        if tasks * nodes > 1:  # the plugin's "mpi" jobs: it leaves the launch of the tasks to the command
+            out.update(mpi="srun", nodes=nodes, **({"tasks_per_node": tasks} if tasks > 1 else {"tasks": nodes}))
+        return out
+
+    def launcher(self, stage: Stage, part: str | None = None) -> str:
+        """What starts a multi-process job's tasks inside a SLURM allocation: ``srun`` with one task per
+        device; outside SLURM nothing, and Lightning starts its processes itself."""
+        cls = self.job_class(stage, part)
+        tasks, nodes = ranks_per_node(self.cfg, cls), self.cfg.trainer.num_nodes if cls in TRAINING_CLASSES else 1
+        if tasks * nodes == 1:
+            return ""
+        return f"${{SLURM_JOB_ID:+srun --nodes={nodes} --ntasks-per-node={tasks} --kill-on-bad-exit=1}} "
 
     def _rule(self, stage: Stage, pattern: str, find: Callable[..., Node], student: bool = False,
               inputs: Callable | None = None, outputs: dict | None = None, part: str | None = None,
@@ -132,7 +156,8 @@ class Jobs:
         return Rule(
             input=inputs or (lambda wc: self.inputs(find(wc))),
             output=outputs if outputs is not None else self.outputs(pattern, stage),
-            params={"cmd": lambda wc: self.command(find(wc), **args(wc)), "code": code_digest(stage.module)},
+            params={"cmd": lambda wc: self.launcher(stage, part) + self.command(find(wc), **args(wc)),
+                    "code": code_digest(stage.module)},
             log=f"{self.res}/logs/{pattern}.log",
             benchmark=f"{self.res}/benchmarks/{pattern}.tsv",
             threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
