@@ -135,10 +135,32 @@ def test_every_job_asks_its_class_resources(tmp_path):
     from r1flow.harness.jobs import Jobs
 
     jobs = Jobs("qwen_math", root=tmp_path)
-    assert jobs.stage("cold_start_sft").resources == {"gpu": 8, "cpus_per_task": 32, "mem_mb": 400000, "runtime": 720}
+    # a training job: one node, one task per GPU (Lightning's SLURM environment), srun starting them
+    assert jobs.stage("cold_start_sft").resources == {"gres": "gpu:8", "cpus_per_task": 4, "mem_mb": 400000,
+                                                      "runtime": 720, "mpi": "srun", "nodes": 1, "tasks_per_node": 8}
+    assert jobs.stage("cold_start_sft").params["cmd"](None).startswith(
+        "${SLURM_JOB_ID:+srun --nodes=1 --ntasks-per-node=8 --kill-on-bad-exit=1} ")
     assert jobs.stage("reasoning_rl").resources["runtime"] == 1440
-    assert jobs.evaluation().resources["gpu"] == 1 and jobs.stage("data").resources["gpu"] == 0
-    assert jobs.curation("shards").resources["gpu"] == 0 and jobs.curation("sample").resources["gpu"] == 1
+    assert jobs.evaluation().resources["gres"] == "gpu:1" and "gres" not in jobs.stage("data").resources
+    assert "gres" not in jobs.curation("shards").resources and jobs.curation("sample").resources["gres"] == "gpu:1"
+    assert "mpi" not in jobs.evaluation().resources, "a sampling job is one process"
+
+
+def test_multi_node_training_asks_for_nodes_and_gpus_consistent_with_the_trainer(tmp_path):
+    from r1flow.config import compose, validate
+    from r1flow.config.checks import ConfigError
+    from r1flow.harness.jobs import Jobs
+
+    jobs = Jobs("qwen_math", root=tmp_path)
+    jobs.cfg.trainer.num_nodes = 4
+    asked = jobs.resources(BY_NAME["reasoning_rl"])
+    assert (asked["nodes"], asked["tasks_per_node"], asked["gres"]) == (4, 8, "gpu:8")
+    with pytest.raises(ConfigError, match=r"resources.train.gpus"):
+        validate(compose(["experiment=qwen_math", "trainer.devices=4"]))
+    with pytest.raises(ConfigError, match=r"trainer.strategy.*needs GPUs"):
+        validate(compose(["trainer.strategy=fsdp"]))
+    with pytest.raises(ConfigError, match=r"batch_size.*split over 3 processes"):
+        validate(compose(["trainer.devices=3"]))
 
 
 def test_validating_a_config_imports_no_training_code():

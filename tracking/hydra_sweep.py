@@ -9,9 +9,9 @@ trials sit side by side in the MLflow UI's run comparison.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -24,8 +24,9 @@ class SweepParentRun(Callback):
         self.run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        hc = HydraConfig.get()
-        stage = hc.job.name
+        hc = config.hydra  # HydraConfig is not set yet when a multirun starts: its config carries it
+        main = getattr(sys.modules.get("__main__"), "__spec__", None)  # python -m stages.<stage>
+        stage = main.name.rsplit(".", 1)[-1] if main else hc.job.name
         self.run_id = start_pipeline_run(
             str(config.name),
             tags={"r1.stage": "sweep", "r1.sweep.stage": stage,

@@ -76,6 +76,9 @@ def _processes(cfg: DictConfig) -> None:
     nodes = cfg.trainer.num_nodes
     ranks = ranks_per_node(cfg, "train") * nodes
     gpu = cfg.trainer.accelerator in ("gpu", "cuda")
+    if str(cfg.trainer.strategy).startswith("fsdp") and not gpu:
+        raise ConfigError("trainer.strategy", "Lightning's FSDP strategy needs GPUs (on CPU it raises \"The strategy "
+                          "'fsdp' requires a GPU accelerator\"); use ddp here")
     for job_class in TRAINING_CLASSES:
         gpus = cfg.resources[job_class].gpus
         if gpu and gpus and ranks_per_node(cfg, job_class) != gpus:

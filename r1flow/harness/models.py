@@ -120,12 +120,21 @@ def load_model(path_or_id: str, cfg: ModelConfig, accelerator: str = "cpu", scal
 LOADER_KEYS = ("is_local", "local_files_only")  # how it was loaded, not what it is: kept out of exports
 
 
-def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> Path:
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole model's weights, on CPU. Every rank must call it: under FSDP each rank holds a shard
+    and this gathers them (a collective); under DDP or in one process it is the state dict."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:
     """Save a plain Hugging Face directory (safetensors weights, config, tokenizer, chat template),
-    and check that a standard client (``AutoTokenizer``: vLLM, lm-eval) reads the same token ids."""
+    and check that a standard client (``AutoTokenizer``: vLLM, lm-eval) reads the same token ids.
+    ``state_dict``: the gathered weights of a sharded model (``full_state_dict``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out)
     tok_cfg = out / "tokenizer_config.json"
     cfg = json.loads(tok_cfg.read_text())

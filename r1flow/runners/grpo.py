@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from r1flow.dag import BY_NAME, Kind
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
-from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
+from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
 from r1flow.report.plots import plot_rl_curves
 from r1flow.sampling.prompts import item_prompt, think_prefill
 from r1flow.sampling.rewards import check_rewards
@@ -106,10 +106,11 @@ def run_grpo(ctx: StageContext) -> dict:
     ctx.run.log_params({"model/parameters": count_parameters(policy), "grpo/steps_per_rollout": module.steps_per_rollout})
     steps = DataLoader(range(g.max_steps), batch_size=1)  # steps are driven by the module's prompt stream
     trainer.fit(module, steps, ckpt_path=resume)
+    weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     if not trainer.is_global_zero:
         return {}
     out = Path(ctx.out_dir)
-    model_dir = export_hf(module.model, tok, out / "model")
+    model_dir = export_hf(module.model, tok, out / "model", weights)
     ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={"steps": str(trainer.global_step)})
     drop_checkpoints(out)
     title = f"{ctx.stage} ({cfg.name}{', student ' + cfg.student if cfg.student else ''})"

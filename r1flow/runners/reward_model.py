@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl
-from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
+from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
 from r1flow.train.reward_model import (
     PreferenceDataset,
     RewardModule,
@@ -51,6 +51,7 @@ def run_reward_model(ctx: StageContext) -> dict:
                             grad_clip=rm.optim.grad_clip, val_every=min(rm.val_every, len(train_loader)),
                             ckpt_every=rm.ckpt_every)
     trainer.fit(module, train_loader, val_loader, ckpt_path=last_checkpoint(ctx.out_dir, ctx.config_digest))
+    weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     if not trainer.is_global_zero:
         return {}
     acc = heldout_accuracy(RewardScorer(module.model, tok, rm.target, max_length=rm.max_length), held_rows, rm.mode)
@@ -58,7 +59,7 @@ def run_reward_model(ctx: StageContext) -> dict:
                          **{f"heldout/accuracy/{k}": v for k, v in acc["by_rejected_kind"].items()}})
     ctx.run.log_dict(acc, "heldout_accuracy.json")
     out = Path(ctx.out_dir)
-    model_dir = export_hf(module.model, tok, out / "model")
+    model_dir = export_hf(module.model, tok, out / "model", weights)
     ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={
         "parameters": str(count_parameters(model)), "mode": str(rm.mode), "target": str(rm.target)})
     drop_checkpoints(out)

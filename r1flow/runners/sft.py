@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from r1flow.dag import BY_NAME, Kind
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import DataError, file_digest, read_jsonl
-from r1flow.harness.models import count_parameters, export_hf, load_model, load_tokenizer
+from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
 from r1flow.sampling.prompts import think_prefill
 from r1flow.train.sft import (
     BucketBatchSampler,
@@ -67,8 +67,9 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
     ctx.run.log_params({"model/parameters": count_parameters(model), "train/max_steps": max_steps})
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
+    weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     if trainer.global_rank == 0:
-        model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model")
+        model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model", weights)
         ctx.run.log_hf_model(str(model_dir), name=ctx.model_name,
                              params={"parameters": str(count_parameters(model)), "steps": str(trainer.global_step)})
         drop_checkpoints(ctx.out_dir)
