@@ -76,6 +76,9 @@ def _processes(cfg: DictConfig) -> None:
     nodes = cfg.trainer.num_nodes
     ranks = ranks_per_node(cfg, "train") * nodes
     gpu = cfg.trainer.accelerator in ("gpu", "cuda")
+    for name in sections_of(cfg, GRPOConfig) + sections_of(cfg, CurationConfig) + ["evaluate"]:
+        if cfg[name].rollout.vllm_sleep and not gpu:
+            raise ConfigError(f"{name}.rollout.vllm_sleep", "vLLM's sleep mode needs GPUs (trainer.accelerator=gpu)")
     if str(cfg.trainer.strategy).startswith("fsdp") and not gpu:
         raise ConfigError("trainer.strategy", "Lightning's FSDP strategy needs GPUs (on CPU it raises \"The strategy "
                           "'fsdp' requires a GPU accelerator\"); use ddp here")

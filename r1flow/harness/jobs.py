@@ -124,6 +124,11 @@ class Jobs:
         """The stage's job class (a curation stage's shards and merge are light)."""
         return "light" if part in ("shards", "merge") else stage.resources
 
+    def ranks(self, job_class: str) -> tuple[int, int]:
+        """(processes per node, nodes) of a job of ``job_class``: the trainer's for Lightning jobs."""
+        nodes = self.cfg.trainer.num_nodes if job_class in TRAINING_CLASSES else 1
+        return ranks_per_node(self.cfg, job_class), nodes
+
     def resources(self, stage: Stage, part: str | None = None) -> dict:
         """Cluster resources of the stage's job class, in the SLURM executor plugin's names: memory
         and GPUs per node, CPUs per task. A Lightning job on several devices or nodes is one task per
@@ -134,7 +139,7 @@ class Jobs:
         out = {"cpus_per_task": r.cpus, "mem_mb": r.mem_mb, "runtime": r.runtime}
         if r.gpus:
             out["gres"] = f"gpu:{r.gpus}"
-        tasks, nodes = ranks_per_node(self.cfg, cls), self.cfg.trainer.num_nodes if cls in TRAINING_CLASSES else 1
+        tasks, nodes = self.ranks(cls)
         if tasks * nodes > 1:  # the plugin's "mpi" jobs: it leaves the launch of the tasks to the command
             out.update(mpi="srun", nodes=nodes, **({"tasks_per_node": tasks} if tasks > 1 else {"tasks": nodes}))
         return out
@@ -142,8 +147,7 @@ class Jobs:
     def launcher(self, stage: Stage, part: str | None = None) -> str:
         """What starts a multi-process job's tasks inside a SLURM allocation: ``srun`` with one task per
         device; outside SLURM nothing, and Lightning starts its processes itself."""
-        cls = self.job_class(stage, part)
-        tasks, nodes = ranks_per_node(self.cfg, cls), self.cfg.trainer.num_nodes if cls in TRAINING_CLASSES else 1
+        tasks, nodes = self.ranks(self.job_class(stage, part))
         if tasks * nodes == 1:
             return ""
         return f"${{SLURM_JOB_ID:+srun --nodes={nodes} --ntasks-per-node={tasks} --kill-on-bad-exit=1}} "

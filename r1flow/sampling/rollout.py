@@ -138,8 +138,8 @@ class VLLMGenerator:
         state = torch.get_rng_state()
         self.llm = LLM(**kw)
         torch.set_rng_state(state)
-        self.pushes = 0
-        if rcfg.vllm_sleep:
+        self.pushes, self.sleeps = 0, rcfg.vllm_sleep
+        if self.sleeps:
             self.llm.sleep(level=1)
 
     def push_weights(self) -> None:
@@ -153,8 +153,7 @@ class VLLMGenerator:
     def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
         from vllm import SamplingParams as VLLMSampling
 
-        sleeping = self.llm.llm_engine.vllm_config.model_config.enable_sleep_mode
-        if sleeping:
+        if self.sleeps:
             self.llm.wake_up()
         if self.follow_policy:
             self.push_weights()
@@ -169,7 +168,7 @@ class VLLMGenerator:
         outputs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sps,
                                     use_tqdm=self.progress and (lambda *a, **k: tqdm(*a, **k, desc=desc)))
         results = [[finish(self.tok, list(o.token_ids), self.stop_ids) for o in out.outputs] for out in outputs]
-        if sleeping:
+        if self.sleeps:
             self.llm.sleep(level=1)
         return results
 
