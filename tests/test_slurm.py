@@ -57,7 +57,8 @@ def cluster_copy(smoke_dag, tmp_path_factory):
 
 def test_a_two_device_stage_runs_as_a_two_task_slurm_job(cluster_copy, smoke_dag):
     """trainer.devices=2: the job asks for 2 tasks and srun starts both; Lightning's SLURM environment
-    takes the ranks from SLURM (it starts no process itself)."""
+    takes the ranks from SLURM (it starts no process itself: a third one would fail its check that
+    SLURM_NTASKS equals the devices)."""
     out = snakemake(cluster_copy, "--profile", "profiles/slurm-local", "results/smoke/cold_start_sft/done.json",
                     experiment="smoke_ddp", env=smoke_dag.env())
     assert "rule cold_start_sft" in out and "rule pretrain" in out  # the trainer is in their views: both rerun
@@ -67,8 +68,6 @@ def test_a_two_device_stage_runs_as_a_two_task_slurm_job(cluster_copy, smoke_dag
         assert steps[job]["state"] == "COMPLETED"
         srun_steps = [s["ntasks"] for k, s in steps.items() if "." in k and k.split(".")[-1].isdigit()]
         assert srun_steps == ["2"], f"{rule}: one srun step of 2 tasks"
-    log = (cluster_copy / "results" / "smoke" / "logs" / "cold_start_sft.log").read_text()
-    assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log
     done = json.loads((cluster_copy / "results" / "smoke" / "cold_start_sft" / "done.json").read_text())
     client = MlflowClient(smoke_dag.uri)
     run = client.get_run(done["run_id"])
@@ -107,4 +106,7 @@ def test_a_hydra_sweep_runs_its_trials_as_slurm_jobs_under_one_mlflow_run(smoke_
     # submitit submits the trials as one job array: its tasks <job>_0 and <job>_1, a folder each
     jobs = sorted(p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name))
     assert len(jobs) == 2
+    deadline = time.time() + 60  # hydra has the trials' results before SLURM has closed their jobs
+    while {r["state"] for r in sacct(jobs).values()} & {"PENDING", "RUNNING", "COMPLETING"} and time.time() < deadline:
+        time.sleep(1)
     assert {r["state"] for r in sacct(jobs).values()} == {"COMPLETED"}, "each trial a SLURM job"
