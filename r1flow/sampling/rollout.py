@@ -130,6 +130,8 @@ class VLLMGenerator:
         kw = dict(model=model_path, dtype=dtype, seed=seed, max_num_seqs=rcfg.vllm_max_num_seqs,
                   enable_prefix_caching=True, skip_tokenizer_init=True, generation_config="vllm",
                   enforce_eager=rcfg.vllm_enforce_eager or not gpu, enable_sleep_mode=rcfg.vllm_sleep)
+        if not gpu:  # a prompt prefilled in chunks rewinds its seeded generator, which a CPU generator cannot
+            kw["enable_chunked_prefill"] = False
         if rcfg.vllm_kv_cache_gb > 0:
             kw["kv_cache_memory_bytes"] = int(rcfg.vllm_kv_cache_gb * 2**30)
         else:
