@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,22 @@ def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = 
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def kill_after_checkpoint(stage: str, out: Path, *overrides: str) -> None:
+    """Start ``python -m stages.<stage> experiment=smoke …`` writing to ``out``, SIGKILL it (and the
+    ranks it started) once its first checkpoint is on disk, and check it left no completion file."""
+    cmd = [sys.executable, "-m", f"stages.{stage}", "experiment=smoke", *overrides]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt = out / "ckpt" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.is_file() and not (out / "done.json").exists(), "killed mid-run, with a checkpoint"
 
 
 def upstream(**dirs) -> str:

@@ -5,14 +5,10 @@ one export, lineage, and an exact resume after a kill."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import ROOT, run_stage, upstream
+from conftest import kill_after_checkpoint, run_stage, upstream
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 from test_grpo_stage import VARIED
@@ -92,17 +88,7 @@ def test_killed_two_process_grpo_stage_resumes_exactly(smoke_world, tmp_path):
             upstream(data=f"{smoke_world}/data", cold_start_sft=f"{smoke_world}/cold_start_sft"), *DDP]
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
     run_stage("reasoning_rl", *common(smoke_world, ref), *args)
-    cmd = [sys.executable, "-m", "stages.reasoning_rl", "experiment=smoke", *common(smoke_world, out), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    ckpt = out / "ckpt" / "last.ckpt"
-    deadline = time.time() + 300
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)  # rank 0 and the rank it launched
-    proc.wait()
-    assert ckpt.is_file() and not (out / "done.json").exists(), "killed mid-run, with a checkpoint"
+    kill_after_checkpoint("reasoning_rl", out, *common(smoke_world, out), *args)
     rerun = run_stage("reasoning_rl", *common(smoke_world, out), *args)
     assert "resuming from" in rerun.stdout + rerun.stderr
     assert json.loads((out / "done.json").read_text())["steps"] == 16

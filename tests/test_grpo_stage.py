@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_stage
+from conftest import kill_after_checkpoint, run_stage
 from safetensors.torch import load_file
 
 # The smoke policy writes near-random text that the default rewards score alike: zero advantages, no
@@ -64,17 +59,7 @@ def test_r1_zero_samples_its_rollouts_on_the_r1_zero_template(smoke_world, tmp_p
 def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
     run_stage("reasoning_rl", *grpo_args(smoke_world, ref), *LONG)
-    cmd = [sys.executable, "-m", "stages.reasoning_rl", "experiment=smoke", *grpo_args(smoke_world, out), *LONG]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    ckpt = out / "ckpt" / "last.ckpt"
-    deadline = time.time() + 300
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.is_file() and not (out / "done.json").exists(), "killed mid-run, with a checkpoint"
+    kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out), *LONG)
     rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out), *LONG)
     assert "resuming from" in rerun.stdout + rerun.stderr
     assert json.loads((out / "done.json").read_text())["steps"] == 40

