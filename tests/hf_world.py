@@ -5,15 +5,17 @@ its EOS. Real reasoning checkpoints differ in exactly the places a pipeline can 
 copies those shapes at toy scale, to run the whole pipeline from a "hub checkpoint" in CI with nothing
 downloaded:
 
-* the tokenizer imitates Qwen2.5's: byte-level BPE trained here with the ``tokenizers`` library (on the
-  repository's Markdown and the generated data below), ``<|endoftext|>`` as EOS and pad and no BOS, as in
+* the tokenizer imitates Qwen2.5's: byte-level BPE trained here with the ``tokenizers`` library on the
+  generated data below (and nothing else, so that editing the repository's docs leaves the world, and
+  the tests built on it, unchanged), ``<|endoftext|>`` as EOS and pad and no BOS, as in
   Qwen base models, ChatML turns ``<|im_start|>role\\n…<|im_end|>\\n`` whose end-of-turn token is not EOS,
   and ``<think>``/``<answer>`` tags as added, non-special tokens. ``base`` has Qwen2.5's template, whose
   generation prompt is ``<|im_start|>assistant\\n``; ``base_prefill`` has the same weights and a template
   that also pre-fills ``<think>\\n``, as DeepSeek-R1-Distill templates do;
 * ``base`` imitates a base model such as Qwen2.5-Math: a small causal LM, briefly trained on the word
   problems' worked solutions in ChatML, ending in ``\\boxed{…}``, so sampling from it gives text of the
-  right shape; its ``generation_config.json`` stops at ``[<|im_end|>, <|endoftext|>]``, as Qwen's
+  right shape; every other question carries the pipeline's request for a boxed answer, as math SFT data
+  of real base models often does, so both prompt forms are in distribution; its ``generation_config.json`` stops at ``[<|im_end|>, <|endoftext|>]``, as Qwen's
   instruct configs do. ``student`` is a smaller model of the same family and tokenizer, trained less;
 * ``problems.jsonl``/``hard.jsonl`` imitate GSM8K (``question``, ``answer`` ending in ``#### n``, with
   some ``<<3*4=12>>`` calculator annotations); ``general_sft``, ``helpfulness``, ``harmlessness`` and
@@ -27,7 +29,7 @@ which rebuilds the pipeline from the vocabulary with Qwen's own pre-tokenizer (o
 trained on. For Llama with this class, ``AutoTokenizer`` loads ``tokenizer.json`` as saved; the build
 checks that its ids equal the built tokenizer's.
 
-Everything follows from ``seed`` and the repository's Markdown: two builds give byte-identical files.
+Everything follows from ``seed``: two builds give byte-identical files.
 
     python -m tests.hf_world OUT_DIR        # builds the world and prints its paths as JSON
 """
@@ -50,7 +52,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+from r1flow.sampling.prompts import BOXED_INSTRUCTION
+
 EOS, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 TURNS = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
@@ -227,12 +230,14 @@ def check_auto_tokenizer(path: Path, tok: PreTrainedTokenizerFast, texts: list[s
         raise AssertionError(f"the chat template saved at {path} differs")
 
 
-def chat_document(tok: PreTrainedTokenizerFast, row: dict) -> str:
+def chat_document(tok: PreTrainedTokenizerFast, row: dict, instructed: bool) -> str:
     """A solved problem as a base model's training text: a ChatML exchange whose answer ends in
-    ``\\boxed{n}`` (calculator annotations dropped), closed by EOS."""
+    ``\\boxed{n}`` (calculator annotations dropped), closed by EOS; ``instructed`` appends the request
+    for a boxed answer to the question."""
     steps, value = row["answer"].split("\n#### ")
     solution = re.sub(r"<<[^>]*>>", "", steps) + f"\nThe answer is \\boxed{{{value}}}."
-    messages = [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": solution}]
+    question = row["question"] + (BOXED_INSTRUCTION if instructed else "")
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": solution}]
     return tok.apply_chat_template(messages, tokenize=False) + EOS
 
 
@@ -291,10 +296,8 @@ def build_hf_world(out: Path, seed: int = 0) -> dict[str, str]:
     data = {"problems": problems, "hard": hard, "general_sft": general, "helpfulness": helpful,
             "harmlessness": harmless, "safety": safety}
     paths = {name: write_jsonl(out / f"{name}.jsonl", rows) for name, rows in data.items()}
-    texts = [p.read_text() for p in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]]
-    texts += strings(list(data.values()))
-    tok = build_tokenizer(texts, CHATML)
-    docs = [chat_document(tok, row) for row in problems + hard]
+    tok = build_tokenizer(strings(list(data.values())) + [BOXED_INSTRUCTION], CHATML)
+    docs = [chat_document(tok, row, instructed=i % 2 == 1) for i, row in enumerate(problems + hard)]
     probes = [problems[0]["question"], problems[0]["answer"], docs[0], general[0]["messages"][0]["content"],
               tok.apply_chat_template(general[0]["messages"][:1], tokenize=False, add_generation_prompt=True)]
     base = train_lm(tok, docs, MODEL_SHAPES["base"], seed)

@@ -18,7 +18,7 @@ from r1flow.sampling.prompts import render_prompt
 from r1flow.sampling.rollout import HFGenerator, SamplingParams
 from r1flow.sampling.verify import extract_answer, score
 
-N_ITEMS, MAX_TOKENS = 40, 64
+N_ITEMS, MAX_TOKENS = 80, 64
 
 
 def exported(hf_world, tmp_path: Path) -> Path:

