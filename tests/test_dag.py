@@ -159,6 +159,9 @@ def test_multi_node_training_asks_for_nodes_and_gpus_consistent_with_the_trainer
         validate(compose(["experiment=qwen_math", "trainer.devices=4"]))
     with pytest.raises(ConfigError, match=r"trainer.strategy.*needs GPUs"):
         validate(compose(["trainer.strategy=fsdp"]))
+    validate(compose(["trainer.strategy=fsdp2"]))  # FSDP2 runs on CPU (tests/test_distributed.py)
+    with pytest.raises(ConfigError, match=r"reasoning_rl.rollout.backend.*FSDP2"):
+        validate(compose(["trainer.strategy=fsdp2", "reasoning_rl.rollout.backend=vllm"]))
     with pytest.raises(ConfigError, match=r"batch_size.*split over 3 processes"):
         validate(compose(["trainer.devices=3"]))
 

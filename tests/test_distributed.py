@@ -1,6 +1,7 @@
 """Training stages on two processes through their real entry (``python -m stages.<x>
-trainer.devices=2 trainer.strategy=ddp``: CPU, gloo): the weights of one process, one MLflow run,
-one export, lineage, and an exact resume after a kill."""
+trainer.devices=2 trainer.strategy=ddp|fsdp2``: CPU, gloo): the weights of one process, one MLflow
+run, one export, lineage, and an exact resume after a kill, for DDP and for FSDP2 (Lightning's
+ModelParallelStrategy; r1flow/train/sharding.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from safetensors.torch import load_file
 from test_grpo_stage import VARIED
 from transformers import AutoModelForCausalLM
 
-DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
+STRATEGIES = ["ddp", "fsdp2"]
+
+
+def two(strategy: str) -> list[str]:
+    return ["trainer.devices=2", f"trainer.strategy={strategy}"]
 
 
 def common(world, out) -> list[str]:
@@ -36,23 +41,39 @@ def stage_runs(run_id: str, stage: str, since: float) -> list[str]:
     return [r.info.run_id for r in runs]
 
 
+SFT = ["cold_start_sft.batch_size=4", "cold_start_sft.max_steps=6", "cold_start_sft.optim.lr=1e-3",
+       "cold_start_sft.optim.warmup_steps=0"]
+
+
+def sft_edges(world) -> list[str]:
+    return [f"io.init_model={world}/pretrain/model", upstream(data=f"{world}/data", pretrain=f"{world}/pretrain")]
+
+
+@pytest.fixture(scope="module")
+def one_process_sft(smoke_world, tmp_path_factory):
+    """Cold-start SFT in one process with batches of 4 rows: the reference of the 2-process runs."""
+    out = tmp_path_factory.mktemp("sft_one")
+    run_stage("cold_start_sft", *common(smoke_world, out), *SFT, *sft_edges(smoke_world))
+    return out
+
+
 @pytest.mark.slow
-def test_sft_on_two_processes_with_half_batches_leaves_the_weights_of_one_process(smoke_world, tmp_path):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_sft_on_two_processes_with_half_batches_leaves_the_weights_of_one_process(strategy, one_process_sft,
+                                                                                   smoke_world, tmp_path):
     """The batch size is global: 2 ranks × 2 rows make the step 1 process makes with 4 rows. The loss
     is the mean over the global batch's tokens (rows have different lengths), so the two runs
-    differ only by the order of float sums: tolerance 1e-5 on every weight after 6 AdamW steps."""
-    args = ["cold_start_sft.batch_size=4", "cold_start_sft.max_steps=6", "cold_start_sft.optim.lr=1e-3",
-            "cold_start_sft.optim.warmup_steps=0", f"io.init_model={smoke_world}/pretrain/model",
-            upstream(data=f"{smoke_world}/data", pretrain=f"{smoke_world}/pretrain")]
-    one, two = tmp_path / "one", tmp_path / "two"
-    run_stage("cold_start_sft", *common(smoke_world, one), *args)
+    differ only by the order of float sums: tolerance 1e-5 on every weight after 6 AdamW steps. With
+    FSDP2 each rank holds half of the weights and AdamW states; the export gathers them."""
+    out = tmp_path / strategy
     t0 = time.time()
-    run_stage("cold_start_sft", *common(smoke_world, two), *args, *DDP)
-    assert max_difference(one, two) < 1e-5
+    run_stage("cold_start_sft", *common(smoke_world, out), *SFT, *sft_edges(smoke_world), *two(strategy))
+    assert max_difference(one_process_sft, out) < 1e-5
     base = load_file(smoke_world / "pretrain" / "model" / "model.safetensors")
-    trained = load_file(two / "model" / "model.safetensors")
+    trained = load_file(out / "model" / "model.safetensors")
+    assert base.keys() == trained.keys(), "the same tensors as the base's export (a tied head saved once)"
     assert max((base[k] - trained[k]).abs().max().item() for k in base) > 3e-3, "the steps moved the weights"
-    done = json.loads((two / "done.json").read_text())
+    done = json.loads((out / "done.json").read_text())
     assert done["steps"] == 6
     run = MlflowClient().get_run(done["run_id"])
     pretrain_run = json.loads((smoke_world / "pretrain" / "run.json").read_text())["run_id"]
@@ -61,8 +82,9 @@ def test_sft_on_two_processes_with_half_batches_leaves_the_weights_of_one_proces
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["pretrain", "helpfulness_rm", "reasoning_rl"])
-def test_training_stage_runs_on_two_processes(stage, smoke_world, tmp_path):
+@pytest.mark.parametrize(("stage", "strategy"), [("pretrain", "ddp"), ("helpfulness_rm", "ddp"),
+                                                 ("reasoning_rl", "ddp"), ("helpfulness_rm", "fsdp2")])
+def test_training_stage_runs_on_two_processes(stage, strategy, smoke_world, tmp_path):
     out = tmp_path / stage
     edges = {"pretrain": [upstream(data=f"{smoke_world}/data")],
              "helpfulness_rm": [f"io.init_model={smoke_world}/pretrain/model",
@@ -70,7 +92,7 @@ def test_training_stage_runs_on_two_processes(stage, smoke_world, tmp_path):
              "reasoning_rl": [f"io.init_model={smoke_world}/cold_start_sft/model",
                               upstream(data=f"{smoke_world}/data", cold_start_sft=f"{smoke_world}/cold_start_sft")]}
     t0 = time.time()
-    run_stage(stage, *common(smoke_world, out), *edges[stage], *DDP)
+    run_stage(stage, *common(smoke_world, out), *edges[stage], *two(strategy))
     done = json.loads((out / "done.json").read_text())
     assert done["steps"] == {"pretrain": 6, "helpfulness_rm": 4, "reasoning_rl": 4}[stage]
     assert not (out / "ckpt").exists(), "checkpoints dropped after the export"
@@ -81,16 +103,37 @@ def test_training_stage_runs_on_two_processes(stage, smoke_world, tmp_path):
     assert MlflowClient().get_run(done["run_id"]).data.params["trainer.devices"] == "2"
 
 
+def grpo_args(world, strategy: str) -> list[str]:
+    return [f"io.init_model={world}/cold_start_sft/model", "reasoning_rl.max_steps=16", "reasoning_rl.ckpt_every=4",
+            "reasoning_rl.eval_every=0", "reasoning_rl.table_every=0", *VARIED,
+            upstream(data=f"{world}/data", cold_start_sft=f"{world}/cold_start_sft"), *two(strategy)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_grpo(smoke_world, tmp_path_factory):
+    """strategy -> the output of an uninterrupted 2-process GRPO run with it (run on first use)."""
+    runs = {}
+
+    def run(strategy: str):
+        if strategy not in runs:
+            runs[strategy] = tmp_path_factory.mktemp(f"grpo_{strategy}")
+            run_stage("reasoning_rl", *common(smoke_world, runs[strategy]), *grpo_args(smoke_world, strategy))
+        return runs[strategy]
+
+    return run
+
+
 @pytest.mark.slow
-def test_killed_two_process_grpo_stage_resumes_exactly(smoke_world, tmp_path):
-    args = [f"io.init_model={smoke_world}/cold_start_sft/model", "reasoning_rl.max_steps=16",
-            "reasoning_rl.ckpt_every=4", "reasoning_rl.eval_every=0", "reasoning_rl.table_every=0", *VARIED,
-            upstream(data=f"{smoke_world}/data", cold_start_sft=f"{smoke_world}/cold_start_sft"), *DDP]
-    ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
-    run_stage("reasoning_rl", *common(smoke_world, ref), *args)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_killed_two_process_grpo_stage_resumes_exactly(strategy, uninterrupted_grpo, smoke_world, tmp_path):
+    """Killed after a checkpoint, the run resumes to the uninterrupted run's weights. With FSDP2 the
+    sampling gathers the sharded policy whole on each rank, and the updates are DDP's."""
+    args, ref, out = grpo_args(smoke_world, strategy), uninterrupted_grpo(strategy), tmp_path / "killed"
     kill_after_checkpoint("reasoning_rl", out, *common(smoke_world, out), *args)
     rerun = run_stage("reasoning_rl", *common(smoke_world, out), *args)
     assert "resuming from" in rerun.stdout + rerun.stderr
     assert json.loads((out / "done.json").read_text())["steps"] == 16
     assert max_difference(ref, out) < 1e-5
     assert max_difference(ref, smoke_world / "cold_start_sft") > 1e-4, "the policy moved"
+    if strategy == "fsdp2":
+        assert max_difference(uninterrupted_grpo("ddp"), ref) < 1e-5, "sharding changes no rollout and no update"

@@ -41,7 +41,9 @@ class TrainerConfig:
     accelerator: str = knob("cpu", "Lightning accelerator: cpu, gpu, auto.")
     devices: Any = knob(1, "Devices per node (an int, a list of ids, or auto).")
     num_nodes: int = knob(1, "Nodes of a multi-node run.")
-    strategy: str = knob("auto", "Lightning strategy: auto, ddp, fsdp, deepspeed_stage_2, ...")
+    strategy: str = knob("auto", "Lightning strategy: auto, ddp, fsdp2 (FSDP2 through Lightning's ModelParallelStrategy: "
+                         "decoder layers and model sharded over all ranks; runs on CPU too), fsdp (FSDP1, GPUs "
+                         "only), deepspeed_stage_2, ...")
     precision: str = knob("32-true", "Lightning precision: 32-true on CPU, bf16-mixed on GPUs.")
     log_every_n_steps: int = knob(10, "Steps between metric logs (the GRPO stages log every step).")
     enable_progress_bar: bool = knob(True, "Show progress bars in the job logs.")
@@ -69,3 +71,15 @@ class ResourcesConfig:
     train: JobResources = knob(JobResources(), "Training jobs: pretraining, SFT, reward models.")
     rl: JobResources = knob(JobResources(), "GRPO jobs: sampling and training in one process.")
     sample: JobResources = knob(JobResources(), "Sampling jobs: curation shards and evaluations.")
+
+
+def explicit_devices(devices: Any) -> int | None:
+    """How many devices per node ``trainer.devices`` names (an int, "2", "0,1" or a list); None for
+    "auto", whose count depends on the machine."""
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, str):
+        if devices == "auto":
+            return None
+        return int(devices) if devices.isdigit() else len(devices.split(","))
+    return len(devices)  # a list (or OmegaConf ListConfig) of device ids

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from r1flow.config.base import ModelConfig
+from r1flow.config.base import ModelConfig, explicit_devices
 from r1flow.config.rl import GRPOConfig
 from r1flow.config.sampling import CurationConfig
 from r1flow.config.training import MixedSFTConfig, PretrainConfig, SupervisedConfig
@@ -60,13 +60,9 @@ def ranks_per_node(cfg: DictConfig, job_class: str) -> int:
     (Lightning's SLURM environment expects SLURM_NTASKS = devices x num_nodes), else one."""
     if job_class not in TRAINING_CLASSES:
         return 1
-    devices = cfg.trainer.devices
-    if isinstance(devices, int):
+    devices = explicit_devices(cfg.trainer.devices)
+    if devices is not None:
         return devices
-    if isinstance(devices, str) and devices != "auto":  # "2" or "0,1"
-        return int(devices) if devices.isdigit() else len(devices.split(","))
-    if OmegaConf.is_list(devices):
-        return len(devices)
     return max(1, cfg.resources[job_class].gpus) if cfg.trainer.accelerator in ("gpu", "cuda") else 1
 
 
@@ -79,9 +75,14 @@ def _processes(cfg: DictConfig) -> None:
     for name in sections_of(cfg, GRPOConfig) + sections_of(cfg, CurationConfig) + ["evaluate"]:
         if cfg[name].rollout.vllm_sleep and not gpu:
             raise ConfigError(f"{name}.rollout.vllm_sleep", "vLLM's sleep mode needs GPUs (trainer.accelerator=gpu)")
-    if str(cfg.trainer.strategy).startswith("fsdp") and not gpu:
-        raise ConfigError("trainer.strategy", "Lightning's FSDP strategy needs GPUs (on CPU it raises \"The strategy "
-                          "'fsdp' requires a GPU accelerator\"); use ddp here")
+    if str(cfg.trainer.strategy).startswith("fsdp") and cfg.trainer.strategy != "fsdp2" and not gpu:
+        raise ConfigError("trainer.strategy", "Lightning's FSDP strategy (FSDP1) needs GPUs (on CPU it raises \"The "
+                          "strategy 'fsdp' requires a GPU accelerator\"); fsdp2 or ddp run here")
+    if cfg.trainer.strategy == "fsdp2":
+        for name in sections_of(cfg, GRPOConfig):
+            if cfg[name].rollout.backend == "vllm":
+                raise ConfigError(f"{name}.rollout.backend", "vLLM's weight push from an FSDP2-sharded policy is not "
+                                  "implemented: use trainer.strategy=ddp with vLLM rollouts, or the hf backend")
     for job_class in TRAINING_CLASSES:
         gpus = cfg.resources[job_class].gpus
         if gpu and gpus and ranks_per_node(cfg, job_class) != gpus:

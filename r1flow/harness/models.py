@@ -125,7 +125,12 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     and this gathers them (a collective); under DDP or in one process it is the state dict."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if first.setdefault(id(param), name) != name:  # a tied weight (the head of tied embeddings): saved once,
+            weights.pop(name, None)  # as save_pretrained saves it; gathered, the two would be separate copies
+    return weights
 
 
 def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:

@@ -19,6 +19,7 @@ from r1flow.train.reward_model import (
     preference_collate,
 )
 from r1flow.train.sft import ShuffledBatchSampler
+from r1flow.train.sharding import unsharded
 from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
 
 PAIR_KEYS = ["prompt", "chosen", "rejected"]
@@ -52,9 +53,11 @@ def run_reward_model(ctx: StageContext) -> dict:
                             ckpt_every=rm.ckpt_every)
     trainer.fit(module, train_loader, val_loader, ckpt_path=last_checkpoint(ctx.out_dir, ctx.config_digest))
     weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
-    if not trainer.is_global_zero:
-        return {}
-    acc = heldout_accuracy(RewardScorer(module.model, tok, rm.target, max_length=rm.max_length), held_rows, rm.mode)
+    with unsharded(module.model):  # every rank gathers a sharded model; rank 0 scores the held-out pairs alone
+        if not trainer.is_global_zero:
+            return {}
+        acc = heldout_accuracy(RewardScorer(module.model, tok, rm.target, max_length=rm.max_length), held_rows,
+                               rm.mode)
     ctx.run.log_metrics({"heldout/accuracy": acc["accuracy"],
                          **{f"heldout/accuracy/{k}": v for k, v in acc["by_rejected_kind"].items()}})
     ctx.run.log_dict(acc, "heldout_accuracy.json")

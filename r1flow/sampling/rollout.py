@@ -82,6 +82,10 @@ class HFGenerator:
                 pad_token_id=pad,
                 eos_token_id=self.stop_ids,
                 use_cache=True,
+                # transformers turns this on for an FSDP-sharded model, for ranks that sample in lockstep;
+                # the training stages gather a sharded policy whole before sampling (r1flow/train/sharding.py)
+                # and sample different prompts on each rank, or on rank 0 alone
+                synced_gpus=False,
             )
             new = out[:, enc["input_ids"].shape[1] :].tolist()
             for j, ids in enumerate(new):

@@ -20,7 +20,6 @@ import random
 import time
 from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 import torch
 
@@ -36,6 +35,7 @@ from r1flow.train.grpo_loss import (
     zero_std_groups,
 )
 from r1flow.train.sft import adamw_with_schedule
+from r1flow.train.sharding import ShardedModule, unsharded
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _numpy_state() -> tuple:
     return name, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(gauss)
 
 
-class GRPOModule(L.LightningModule):
+class GRPOModule(ShardedModule):
     def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
                  seed: int = 0, general_items: list[dict] = (), general_prompts: list[str] = (),
                  scorers: dict | None = None):
@@ -253,17 +253,18 @@ class GRPOModule(L.LightningModule):
         g = self.g
         n_prompts = g.generation_batch_size // g.group_size // self.trainer.world_size
         t0 = time.perf_counter()
-        idx, groups = self._sample_groups(n_prompts)
-        t_gen = time.perf_counter() - t0
-        flat, items, rewards, parts = self._score(idx, groups)
-        stats = {"frac_reward_zero_std": zero_std_groups(rewards, g.group_size).float().mean().item(),
-                 "general_prompt_share": self.general_share()}
-        if g.dynamic_sampling:
-            kept_idx, groups, t_more = self._refill(idx, groups, rewards, n_prompts, stats)
-            t_gen += t_more
-            if kept_idx is not idx:
-                idx = kept_idx
-                flat, items, rewards, parts = self._score(idx, groups)
+        with unsharded(self.model):  # FSDP2: whole for sampling (ranks refill for different numbers of rounds)
+            idx, groups = self._sample_groups(n_prompts)
+            t_gen = time.perf_counter() - t0
+            flat, items, rewards, parts = self._score(idx, groups)
+            stats = {"frac_reward_zero_std": zero_std_groups(rewards, g.group_size).float().mean().item(),
+                     "general_prompt_share": self.general_share()}
+            if g.dynamic_sampling:
+                kept_idx, groups, t_more = self._refill(idx, groups, rewards, n_prompts, stats)
+                t_gen += t_more
+                if kept_idx is not idx:
+                    idx = kept_idx
+                    flat, items, rewards, parts = self._score(idx, groups)
         advantages = group_advantages(rewards, g.group_size, g.scale_rewards)
         input_ids, attention_mask, width, cmask, total_active = self._tensors(idx, flat)
         t1 = time.perf_counter()

@@ -13,6 +13,7 @@ from r1flow.sampling.rewards import get_reward
 from r1flow.sampling.rollout import HFGenerator, SamplingParams
 from r1flow.sampling.verify import is_correct
 from r1flow.train.grpo import GRPOModule
+from r1flow.train.sharding import unsharded
 
 
 @contextlib.contextmanager
@@ -36,10 +37,11 @@ class HeldoutPassAt1(Callback):
         self.max_new_tokens = max_new_tokens
 
     def _evaluate(self, trainer, module: GRPOModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        with check_sampler(module, self.k, self.max_new_tokens, seed=1234) as (gen, params):
-            m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="heldout check")
+        with unsharded(module.model):  # every rank gathers a sharded policy; rank 0 samples
+            if not trainer.is_global_zero:
+                return
+            with check_sampler(module, self.k, self.max_new_tokens, seed=1234) as (gen, params):
+                m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="heldout check")
         step = trainer.global_step
         metrics = {"eval/pass@1": m["pass@1"], "eval/format_rate": m["format_rate"],
                    "eval/mean_length": m["mean_length"], "eval/pass@k": m["pass@k"]}
@@ -66,10 +68,11 @@ class GeneralScore(Callback):
         self.max_new_tokens, self.phase_start = max_new_tokens, phase_start
 
     def _evaluate(self, trainer, module: GRPOModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        with check_sampler(module, self.k, self.max_new_tokens, seed=4321) as (gen, params):
-            groups = gen.generate(self.prompts, params, desc="general check")
+        with unsharded(module.model):  # every rank gathers a sharded policy; rank 0 samples
+            if not trainer.is_global_zero:
+                return
+            with check_sampler(module, self.k, self.max_new_tokens, seed=4321) as (gen, params):
+                groups = gen.generate(self.prompts, params, desc="general check")
         items = [it for it, grp in zip(self.items, groups) for _ in grp]
         texts = [c.text for grp in groups for c in grp]
         correct = [is_correct(it, t) for it, t in zip(items, texts)]

@@ -9,6 +9,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from r1flow.config.knobs import LossType, ScaleRewards
+from r1flow.train.sharding import as_forward
 
 LOSS_TYPES = tuple(LossType)
 SCALINGS = tuple(ScaleRewards)
@@ -99,6 +100,12 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
     are divided by the sampling temperature. The vocabulary projection runs ``chunk_rows`` rows at a
     time, so no B × T × V float32 tensor is ever materialised for the whole batch.
     """
+    return as_forward(model, _completion_logprobs, input_ids, attention_mask, prompt_width, temperature, chunk_rows,
+                      with_entropy)
+
+
+def _completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
+                         temperature: float, chunk_rows: int, with_entropy: bool):
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     backbone, head = model.get_decoder(), model.get_output_embeddings()
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state

@@ -12,12 +12,12 @@ causal-LM checkpoint plus a linear score on the last non-pad token.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from r1flow.train.sft import adamw_with_schedule
+from r1flow.train.sharding import ShardedModule
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ def preference_collate(pad_id: int, mode: str):
     return collate
 
 
-class RewardModule(L.LightningModule):
+class RewardModule(ShardedModule):
     """Trains a scalar-head model pairwise or pointwise; logs loss and accuracy (train and val)."""
 
     def __init__(self, model, mode: str, optim, total_steps: int):

@@ -13,12 +13,12 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 
-import lightning as L
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
 from r1flow.config.training import OptimConfig
+from r1flow.train.sharding import ShardedModule
 
 IGNORE = -100
 
@@ -49,7 +49,7 @@ def adamw_with_schedule(module: torch.nn.Module, optim: OptimConfig, total_steps
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-class CausalLMModule(L.LightningModule):
+class CausalLMModule(ShardedModule):
     """Next-token cross-entropy on the positions whose label is not -100."""
 
     def __init__(self, model, optim: OptimConfig, total_steps: int):

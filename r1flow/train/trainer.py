@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from r1flow.config.base import TrainerConfig
+from r1flow.train.sharding import FSDP2, fsdp2_strategy
 
 
 def build_trainer(
@@ -38,7 +39,7 @@ def build_trainer(
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
         num_nodes=tcfg.num_nodes,
-        strategy=tcfg.strategy,
+        strategy=fsdp2_strategy(tcfg) if tcfg.strategy == FSDP2 else tcfg.strategy,
         precision=tcfg.precision,
         max_steps=max_steps,
         max_epochs=-1,
