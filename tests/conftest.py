@@ -151,11 +151,11 @@ class SmokeDAG:
 @pytest.fixture(scope="session")
 def smoke_dag(tmp_path_factory) -> SmokeDAG:
     """The whole smoke DAG, run once by ``snakemake`` in a copy of the project; tests read its
-    results, MLflow runs and registry. Tests that edit its files restore them. (tests/test_slurm.py
-    runs a part of it through the SLURM executor.)"""
+    results, MLflow runs and registry. Tests that edit its files restore them. Where a SLURM cluster
+    answers (CI starts one), every job is a SLURM job (profiles/slurm-local; tests/test_slurm.py)."""
     proj = copy_project(tmp_path_factory.mktemp("proj"))
     dag = SmokeDAG(proj, f"sqlite:///{proj}/mlflow.db")
-    snakemake(proj, env=dag.env())
+    snakemake(proj, *(("--profile", "profiles/slurm-local") if slurm_available() else ()), env=dag.env())
     return dag
 
 

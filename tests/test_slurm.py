@@ -1,9 +1,7 @@
 """The cluster path on a real SLURM cluster (cluster/slurm-local: slurmctld, slurmd, slurmdbd on this
-machine): the first jobs of the smoke DAG through Snakemake's SLURM executor plugin, its training
-stages on 2 devices as 2-task jobs under Lightning's SLURM environment, a failing job, and a Hydra
-sweep whose trials are SLURM jobs under one MLflow run. (The whole smoke DAG runs with the local
-executor in the ``smoke_dag`` fixture: with every job through SLURM it took 2.2x as long, since each
-job starts Snakemake again and the plugin's status-check interval grows by 10 s while no job ends.)"""
+machine): the smoke DAG through Snakemake's SLURM executor plugin (the ``smoke_dag`` fixture runs
+it there when a cluster answers), a training stage as a 2-task job under Lightning's SLURM
+environment, a failing job, and a Hydra sweep whose trials are SLURM jobs under one MLflow run."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, add_experiment, copy_project, planned_jobs, slurm_available, snakemake, upstream
+from conftest import ROOT, SMOKE_DAG, add_experiment, copy_project, slurm_available, snakemake, upstream
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.skipif(not slurm_available(), reason="no SLURM cluster answers: "
@@ -35,56 +33,62 @@ def slurm_logs(proj: Path, rule: str) -> list[Path]:
     return sorted((proj / ".snakemake" / "slurm_logs" / f"rule_{rule}").glob("**/*.log"), key=lambda p: int(p.stem))
 
 
-TARGET = "results/smoke/cold_start_sft/done.json"  # data, pretrain (2 tasks), cold-start SFT (2 tasks)
+def test_every_job_of_the_smoke_dag_ran_as_a_slurm_job(smoke_dag):
+    ids = {}
+    for rule, count in SMOKE_DAG.items():
+        if rule == "all":  # a target, not a job
+            continue
+        logs = slurm_logs(smoke_dag.proj, rule)
+        assert len(logs) == count, f"{rule}: {len(logs)} SLURM jobs, {count} planned"
+        ids.update({log.stem: rule for log in logs})
+    records = sacct(list(ids))
+    assert set(records) == set(ids)
+    assert {r["state"] for r in records.values()} == {"COMPLETED"}
+    assert (smoke_dag.res / "report" / "results.md").is_file()
 
 
 @pytest.fixture(scope="module")
-def cluster_dag(tmp_path_factory, mlflow_uri) -> Path:
-    """A fresh project copy whose first jobs (to cold-start SFT) ran through the SLURM executor, with
-    ``trainer.devices=2``; returns the copy."""
-    proj = copy_project(tmp_path_factory.mktemp("slurm_proj"))
+def cluster_copy(smoke_dag, tmp_path_factory):
+    """A copy of the finished smoke DAG, for runs that change its results."""
+    proj = copy_project(tmp_path_factory.mktemp("slurm_copy"), smoke_dag.proj, results=True)
     add_experiment(proj, "smoke_ddp", "trainer: {devices: 2, strategy: ddp}")
-    assert planned_jobs(proj, TARGET, experiment="smoke_ddp") == {"data": 1, "pretrain": 1, "cold_start_sft": 1}
-    snakemake(proj, "--profile", "profiles/slurm-local", TARGET, experiment="smoke_ddp")
     return proj
 
 
-def test_each_job_ran_as_a_slurm_job_and_completed(cluster_dag):
-    ids = {}
-    for rule in ("data", "pretrain", "cold_start_sft"):
-        logs = slurm_logs(cluster_dag, rule)
-        assert len(logs) == 1, f"{rule}: {len(logs)} SLURM jobs, 1 planned"
-        ids[logs[0].stem] = rule
-    records = sacct(list(ids))
-    assert set(records) == set(ids) and {r["state"] for r in records.values()} == {"COMPLETED"}
-    assert (cluster_dag / TARGET).is_file()
+# only the forced stage reruns: the trainer settings are in every training stage's view, so without
+# mtime triggers the 2-device experiment would rerun pretraining and everything after it
+ONLY_FORCED = ("--rerun-triggers", "mtime", "--forcerun", "cold_start_sft")
 
 
-def test_a_two_device_stage_runs_as_a_two_task_slurm_job(cluster_dag, mlflow_uri):
+def test_a_two_device_stage_runs_as_a_two_task_slurm_job(cluster_copy, smoke_dag):
     """trainer.devices=2: the job asks for 2 tasks and srun starts both; Lightning's SLURM environment
     takes the ranks from SLURM (it starts no process itself: a third one would fail its check that
     SLURM_NTASKS equals the devices)."""
-    for rule in ("pretrain", "cold_start_sft"):
-        job = slurm_logs(cluster_dag, rule)[-1].stem
-        steps = sacct([job], steps=True)
-        assert steps[job]["state"] == "COMPLETED"
-        srun_steps = [s["ntasks"] for k, s in steps.items() if "." in k and k.split(".")[-1].isdigit()]
-        assert srun_steps == ["2"], f"{rule}: one srun step of 2 tasks"
-    done = json.loads((cluster_dag / TARGET).read_text())
-    run = MlflowClient(mlflow_uri).get_run(done["run_id"])
+    before = len(slurm_logs(cluster_copy, "cold_start_sft"))
+    snakemake(cluster_copy, "--profile", "profiles/slurm-local", "results/smoke/cold_start_sft/done.json",
+              *ONLY_FORCED, experiment="smoke_ddp", env=smoke_dag.env())
+    assert len(slurm_logs(cluster_copy, "cold_start_sft")) == before + 1
+    job = slurm_logs(cluster_copy, "cold_start_sft")[-1].stem
+    steps = sacct([job], steps=True)
+    assert steps[job]["state"] == "COMPLETED"
+    srun_steps = [s["ntasks"] for k, s in steps.items() if "." in k and k.split(".")[-1].isdigit()]
+    assert srun_steps == ["2"], "one srun step of 2 tasks"
+    done = json.loads((cluster_copy / "results" / "smoke" / "cold_start_sft" / "done.json").read_text())
+    client = MlflowClient(smoke_dag.uri)
+    run = client.get_run(done["run_id"])
     assert run.data.params["trainer.devices"] == "2" and run.info.status == "FINISHED"
 
 
-def test_a_failing_job_comes_back_failed_with_its_log(cluster_dag):
-    weights = cluster_dag / "results" / "smoke" / "pretrain" / "model" / "model.safetensors"
+def test_a_failing_job_comes_back_failed_with_its_log(cluster_copy, smoke_dag):
+    weights = cluster_copy / "results" / "smoke" / "pretrain" / "model" / "model.safetensors"
     weights.write_bytes(b"not a safetensors file")
-    out = snakemake(cluster_dag, "--profile", "profiles/slurm-local", TARGET, "--forcerun", "cold_start_sft",
-                    experiment="smoke_ddp", check=False)
+    out = snakemake(cluster_copy, "--profile", "profiles/slurm-local", "results/smoke/cold_start_sft/done.json",
+                    *ONLY_FORCED, experiment="smoke_ddp", env=smoke_dag.env(), check=False)
     assert "Error in rule cold_start_sft" in out and "SLURM status is: 'FAILED'" in out
     assert "Traceback (most recent call last)" in out, "the stage's log, with its error"
-    job = slurm_logs(cluster_dag, "cold_start_sft")[-1].stem
+    job = slurm_logs(cluster_copy, "cold_start_sft")[-1].stem
     assert sacct([job])[job]["state"] == "FAILED"
-    assert not (cluster_dag / TARGET).exists()
+    assert not (cluster_copy / "results" / "smoke" / "cold_start_sft" / "done.json").exists()
 
 
 def test_a_hydra_sweep_runs_its_trials_as_slurm_jobs_under_one_mlflow_run(smoke_world, tmp_path):

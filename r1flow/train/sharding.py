@@ -22,6 +22,7 @@ import torch
 from torch.distributed.fsdp import FSDPModule, fully_shard, register_fsdp_forward_method
 
 from r1flow.config.base import TrainerConfig, explicit_devices
+from r1flow.config.checks import ConfigError
 
 FSDP2 = "fsdp2"  # the trainer.strategy value
 ROOT_CALL = "r1flow_root_call"  # the method of a sharded model that runs a function as its forward (as_forward)
@@ -35,7 +36,8 @@ def fsdp2_strategy(tcfg: TrainerConfig):
 
     devices = explicit_devices(tcfg.devices)
     if devices is None:  # "auto": every GPU of the node, else one CPU process
-        devices = torch.cuda.device_count() if tcfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else 1
+        gpu = tcfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        devices = torch.cuda.device_count() if gpu else 1
     return ModelParallelStrategy(data_parallel_size=devices * tcfg.num_nodes, tensor_parallel_size=1,
                                  save_distributed_checkpoint=False)
 
@@ -46,8 +48,8 @@ def shard_model(model: torch.nn.Module, mesh) -> None:
     names = set(getattr(model, "_no_split_modules", None) or ())
     layers = [m for m in model.modules() if type(m).__name__ in names]
     if not layers:
-        raise ValueError(f"config error: trainer.strategy: {FSDP2} shards the decoder layers that a Hugging Face "
-                         f"model names in _no_split_modules; {type(model).__name__} names none")
+        raise ConfigError("trainer.strategy", f"{FSDP2} shards the decoder layers that a Hugging Face model names in "
+                          f"_no_split_modules; {type(model).__name__} names none")
     for layer in layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
@@ -96,6 +98,6 @@ def unsharded(model: torch.nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m in groups:
-            m.set_reshard_after_forward(True, recurse=False)
+        for m in groups:  # back to FSDP2's defaults: layers reshard after forward, the root keeps its weights
+            m.set_reshard_after_forward(m is not model, recurse=False)  # (its backward needs them at once)
             m.reshard()
