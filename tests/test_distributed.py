@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+import torch
 from conftest import kill_after_checkpoint, run_stage, upstream
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
@@ -72,6 +73,8 @@ def test_sft_on_two_processes_with_half_batches_leaves_the_weights_of_one_proces
     base = load_file(smoke_world / "pretrain" / "model" / "model.safetensors")
     trained = load_file(out / "model" / "model.safetensors")
     assert base.keys() == trained.keys(), "the same tensors as the base's export (a tied head saved once)"
+    reloaded = AutoModelForCausalLM.from_pretrained(out / "model").state_dict()
+    assert all(torch.equal(reloaded[k], trained[k]) for k in trained), "from_pretrained reads the gathered weights"
     assert max((base[k] - trained[k]).abs().max().item() for k in base) > 3e-3, "the steps moved the weights"
     done = json.loads((out / "done.json").read_text())
     assert done["steps"] == 6
