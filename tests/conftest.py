@@ -106,17 +106,6 @@ def planned_jobs(proj: Path, *targets: str, experiment: str = "smoke") -> dict[s
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``tests/run``: ``-n 2 --dist loadgroup``) each test goes to a worker with
-    its group: the tests that read one of the two DAG runs form one group each, so that each DAG
-    runs once, on one worker; every other module is a group, so its module fixtures are built once.
-    (The cheap session fixtures, ``smoke_world`` and ``hf_world``, are built by each worker.)"""
-    for item in items:
-        group = next((f for f in ("smoke_dag", "hf_smoke_dag") if f in item.fixturenames), item.module.__name__)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_sessionfinish(session, exitstatus):
     """With R1FLOW_NO_SKIPS=1 (CI) a skipped test fails the run: CI installs every engine and starts
     the cluster, so a skip there means a test that did not run."""
