@@ -15,8 +15,8 @@ downloaded:
 * ``base`` imitates a base model such as Qwen2.5-Math: a small causal LM, briefly trained on the word
   problems' worked solutions in ChatML, ending in ``\\boxed{…}``, so sampling from it gives text of the
   right shape; every other question carries the pipeline's request for a boxed answer, as math SFT data
-  of real base models often does, so both prompt forms are in distribution; its ``generation_config.json`` stops at ``[<|im_end|>, <|endoftext|>]``, as Qwen's
-  instruct configs do. ``student`` is a smaller model of the same family and tokenizer, trained less;
+  of real base models often does, so both prompt forms are in distribution; its
+  ``generation_config.json`` stops at ``[<|im_end|>, <|endoftext|>]``, as Qwen's instruct configs do. ``student`` is a smaller model of the same family and tokenizer, trained less;
 * ``problems.jsonl``/``hard.jsonl`` imitate GSM8K (``question``, ``answer`` ending in ``#### n``, with
   some ``<<3*4=12>>`` calculator annotations); ``general_sft``, ``helpfulness``, ``harmlessness`` and
   ``safety`` imitate the chat, preference and red-teaming sets of the recipe's general phase.
