@@ -115,6 +115,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def fresh_mlflow_tracking_uri():
+    """After each test MLflow's fluent API reads ``$MLFLOW_TRACKING_URI`` again, as a new process
+    does: a test that pointed it at its own store (tracking/_common.py: activate_tracking_uri) leaves
+    no stale URI for the ``MlflowClient()`` of the tests after it."""
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)  # None: back to the environment's URI, as MLflow resets it
+
+
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory) -> str:
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"

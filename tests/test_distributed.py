@@ -84,26 +84,62 @@ def test_sft_on_two_processes_with_half_batches_leaves_the_weights_of_one_proces
     assert stage_runs(done["run_id"], "cold_start_sft", t0) == [done["run_id"]], "one run, from rank 0"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("stage", "strategy"), [("pretrain", "ddp"), ("helpfulness_rm", "ddp"),
-                                                 ("reasoning_rl", "ddp"), ("helpfulness_rm", "fsdp2")])
-def test_training_stage_runs_on_two_processes(stage, strategy, smoke_world, tmp_path):
-    out = tmp_path / stage
-    edges = {"pretrain": [upstream(data=f"{smoke_world}/data")],
-             "helpfulness_rm": [f"io.init_model={smoke_world}/pretrain/model",
-                                upstream(data=f"{smoke_world}/data", pretrain=f"{smoke_world}/pretrain")],
-             "reasoning_rl": [f"io.init_model={smoke_world}/cold_start_sft/model",
-                              upstream(data=f"{smoke_world}/data", cold_start_sft=f"{smoke_world}/cold_start_sft")]}
-    t0 = time.time()
-    run_stage(stage, *common(smoke_world, out), *edges[stage], *two(strategy))
+def stage_edges(world, stage: str) -> list[str]:
+    return {"pretrain": [upstream(data=f"{world}/data")],
+            "cold_start_sft": sft_edges(world),
+            "helpfulness_rm": [f"io.init_model={world}/pretrain/model",
+                               upstream(data=f"{world}/data", pretrain=f"{world}/pretrain")],
+            "reasoning_rl": [f"io.init_model={world}/cold_start_sft/model",
+                             upstream(data=f"{world}/data", cold_start_sft=f"{world}/cold_start_sft")]}[stage]
+
+
+def assert_one_exported_run(stage: str, out, since: float, steps: int) -> dict:
+    """The stage's completion: its steps, one MLflow run (rank 0's), its export, no checkpoints left."""
     done = json.loads((out / "done.json").read_text())
-    assert done["steps"] == {"pretrain": 6, "helpfulness_rm": 4, "reasoning_rl": 4}[stage]
+    assert done["steps"] == steps
     assert not (out / "ckpt").exists(), "checkpoints dropped after the export"
-    if stage != "helpfulness_rm":  # a causal LM any standard client loads
+    if not stage.endswith("_rm"):  # a causal LM any standard client loads
         model = AutoModelForCausalLM.from_pretrained(out / "model")
         assert sum(p.numel() for p in model.parameters()) > 0
-    assert stage_runs(done["run_id"], stage, t0) == [done["run_id"]], "one run, from rank 0"
+    assert stage_runs(done["run_id"], stage, since) == [done["run_id"]], "one run, from rank 0"
     assert MlflowClient().get_run(done["run_id"]).data.params["trainer.devices"] == "2"
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stage", "strategy"), [("reasoning_rl", "ddp"), ("helpfulness_rm", "fsdp2")])
+def test_training_stage_runs_on_two_processes(stage, strategy, smoke_world, tmp_path):
+    out, t0 = tmp_path / stage, time.time()
+    run_stage(stage, *common(smoke_world, out), *stage_edges(smoke_world, stage), *two(strategy))
+    assert_one_exported_run(stage, out, t0, steps={"helpfulness_rm": 4, "reasoning_rl": 4}[stage])
+
+
+# long enough that a kill soon after the first checkpoint lands mid-run, and that the resumed part
+# crosses epochs (SFT: 14 batches of 4 rows per epoch; reward model: 8 batches of 4 pairs)
+RESUMED_STEPS, RESUMED_CKPT_EVERY = 32, 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["pretrain", "cold_start_sft", "helpfulness_rm"])
+def test_killed_two_process_training_stage_resumes_exactly(stage, smoke_world, tmp_path):
+    """SIGKILLed after a checkpoint, the 2-process stage resumes where it was (the loader's epoch and
+    position, the random generators) and ends with the uninterrupted run's weights and final metrics:
+    bit for bit, as both runs sum the same floats in the same order."""
+    args = [*stage_edges(smoke_world, stage), *two("ddp"), f"{stage}.max_steps={RESUMED_STEPS}",
+            f"{stage}.ckpt_every={RESUMED_CKPT_EVERY}"]
+    ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
+    run_stage(stage, *common(smoke_world, ref), *args)
+    kill_after_checkpoint(stage, out, *common(smoke_world, out), *args)
+    t0 = time.time()
+    rerun = run_stage(stage, *common(smoke_world, out), *args)
+    assert "resuming from" in rerun.stdout + rerun.stderr
+    assert "not resumable" not in rerun.stdout + rerun.stderr, "Lightning saw the loader's position"
+    done = assert_one_exported_run(stage, out, t0, steps=RESUMED_STEPS)
+    assert max_difference(ref, out) == 0.0
+    learned = lambda m: {k: v for k, v in m.items() if not k.endswith("_per_s")}  # noqa: E731 (speeds differ)
+    assert learned(done["final_metrics"]) == learned(json.loads((ref / "done.json").read_text())["final_metrics"])
+    assert any(k.startswith("val") for k in done["final_metrics"]), "the validation loss too"
+    assert done.get("heldout") == json.loads((ref / "done.json").read_text()).get("heldout")
 
 
 def grpo_args(world, strategy: str) -> list[str]:

@@ -101,8 +101,6 @@ def run_grpo(ctx: StageContext) -> dict:
     trainer = build_trainer(tcfg, ctx.out_dir, ctx.run.lightning_logger(), max_steps=g.max_steps, grad_clip=None,
                             val_every=None, ckpt_every=g.ckpt_every, callbacks=callbacks)
     resume = last_checkpoint(ctx.out_dir, ctx.config_digest)
-    if resume:
-        log.info("resuming from %s", resume)
     ctx.run.log_params({"model/parameters": count_parameters(policy), "grpo/steps_per_rollout": module.steps_per_rollout})
     steps = DataLoader(range(g.max_steps), batch_size=1)  # steps are driven by the module's prompt stream
     trainer.fit(module, steps, ckpt_path=resume)

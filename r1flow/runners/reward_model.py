@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -18,9 +16,9 @@ from r1flow.train.reward_model import (
     heldout_accuracy,
     preference_collate,
 )
-from r1flow.train.sft import ShuffledBatchSampler
+from r1flow.train.sft import ResumableLoader, ShuffledBatchSampler, eval_loader
 from r1flow.train.sharding import unsharded
-from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
+from r1flow.train.trainer import build_trainer, drop_checkpoints, final_metrics, last_checkpoint
 
 PAIR_KEYS = ["prompt", "chosen", "rejected"]
 
@@ -43,8 +41,8 @@ def run_reward_model(ctx: StageContext) -> dict:
     held = PreferenceDataset(tok, held_rows, rm.mode, rm.target, rm.max_length)
     collate = preference_collate(tok.pad_token_id, rm.mode)
     batch = min(rm.batch_size, len(train))
-    train_loader = DataLoader(train, batch_sampler=ShuffledBatchSampler(len(train), batch), collate_fn=collate)
-    val_loader = DataLoader(held, batch_size=batch, collate_fn=collate)
+    train_loader = ResumableLoader(train, ShuffledBatchSampler(len(train), batch, cfg.seed), collate)
+    val_loader = eval_loader(held, batch, collate)
     steps = rm.max_steps if rm.max_steps > 0 else rm.epochs * math.ceil(len(train) / batch)
     model = load_model(ctx.init, cfg.model, cfg.trainer.accelerator, scalar_head=True, pad_token_id=tok.pad_token_id)
     module = RewardModule(model, rm.mode, rm.optim, steps)
@@ -52,6 +50,7 @@ def run_reward_model(ctx: StageContext) -> dict:
                             grad_clip=rm.optim.grad_clip, val_every=min(rm.val_every, len(train_loader)),
                             ckpt_every=rm.ckpt_every)
     trainer.fit(module, train_loader, val_loader, ckpt_path=last_checkpoint(ctx.out_dir, ctx.config_digest))
+    final = final_metrics(trainer)
     weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     with unsharded(module.model):  # every rank gathers a sharded model; rank 0 scores the held-out pairs alone
         if not trainer.is_global_zero:
@@ -66,4 +65,4 @@ def run_reward_model(ctx: StageContext) -> dict:
     ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={
         "parameters": str(count_parameters(model)), "mode": str(rm.mode), "target": str(rm.target)})
     drop_checkpoints(out)
-    return {"steps": trainer.global_step, "heldout": acc, "objective": acc["accuracy"]}
+    return {"steps": trainer.global_step, "final_metrics": final, "heldout": acc, "objective": acc["accuracy"]}

@@ -9,8 +9,7 @@ import math
 import random
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from r1flow.dag import BY_NAME, Kind
 from r1flow.harness.entry import StageContext
@@ -21,10 +20,12 @@ from r1flow.train.sft import (
     BucketBatchSampler,
     CausalLMModule,
     PromptResponseDataset,
+    ResumableLoader,
     ShuffledBatchSampler,
+    eval_loader,
     pad_collate,
 )
-from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
+from r1flow.train.trainer import build_trainer, drop_checkpoints, final_metrics, last_checkpoint
 
 log = logging.getLogger("r1flow.runners.sft")
 
@@ -51,10 +52,9 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
     """Train ``model`` under Lightning (resuming from ``ckpt/last.ckpt`` if an earlier run of this
     stage was interrupted), then save a plain HF directory in ``<out_dir>/model``."""
     module = CausalLMModule(model, section.optim, total_steps=max_steps)
-    loader_kw = dict(num_workers=0, collate_fn=collate)
-    sampler = sampler or ShuffledBatchSampler(len(train_ds), section.batch_size)
-    train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
-    val_loader = DataLoader(val_ds, batch_size=section.batch_size, shuffle=False, **loader_kw)
+    sampler = sampler or ShuffledBatchSampler(len(train_ds), section.batch_size, ctx.cfg.seed)
+    train_loader = ResumableLoader(train_ds, sampler, collate)
+    val_loader = eval_loader(val_ds, section.batch_size, collate)
     val_every = min(section.val_every, len(train_loader)) if section.val_every else None
     trainer = build_trainer(
         ctx.cfg.trainer, ctx.out_dir, ctx.run.lightning_logger(), max_steps=max_steps,
@@ -62,11 +62,9 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
         limit_val_batches=getattr(section, "val_batches", None),
     )
     resume = last_checkpoint(ctx.out_dir, ctx.config_digest)
-    if resume:
-        log.info("resuming from %s", resume)
     ctx.run.log_params({"model/parameters": count_parameters(model), "train/max_steps": max_steps})
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
-    final = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
+    final = final_metrics(trainer)
     weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     if trainer.global_rank == 0:
         model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model", weights)

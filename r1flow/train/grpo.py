@@ -61,12 +61,6 @@ class Rollout:
         return dict(self.__dict__)
 
 
-def _numpy_state() -> tuple:
-    """numpy's RNG state in types a ``weights_only`` checkpoint load accepts."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return name, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(gauss)
-
-
 class GRPOModule(ShardedModule):
     def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
                  seed: int = 0, general_items: list[dict] = (), general_prompts: list[str] = (),
@@ -92,7 +86,6 @@ class GRPOModule(ShardedModule):
         self.rollout_stats: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.history: list[dict] = []  # per-step scalars, for plots
-        self._resumed_rng: tuple | None = None  # a checkpoint's RNG states, until the first step resumed
 
     def on_fit_start(self) -> None:
         """The reward models score on the policy's device (Lightning places only the policy and reference)."""
@@ -276,9 +269,6 @@ class GRPOModule(ShardedModule):
 
     # ------------------------------------------------------------------ update
     def training_step(self, batch, batch_idx):
-        if self._resumed_rng is not None:  # the generators as they were at the checkpoint, see on_load_checkpoint
-            self._set_rng(*self._resumed_rng)
-            self._resumed_rng = None
         g = self.g
         step = self.global_step
         t_start = time.perf_counter()
@@ -336,10 +326,7 @@ class GRPOModule(ShardedModule):
             "history": self.history,
             "rollout": self.rollout.state() if self.rollout is not None else None,
             "rollout_stats": self.rollout_stats,
-            "rng_torch": torch.get_rng_state(),
-            "rng_python": random.getstate(),
-            "rng_numpy": _numpy_state(),
-        }
+        }  # the random generators are r1flow/train/trainer.py's RandomStates
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         s = checkpoint.get("grpo_state")
@@ -347,13 +334,3 @@ class GRPOModule(ShardedModule):
             return
         self.cursors, self.history, self.rollout_stats = dict(s["cursors"]), s["history"], s["rollout_stats"]
         self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
-        # set at the first step, not here: between loading and that step Lightning starts the
-        # loader's iterator, which draws from torch's generator (an uninterrupted run drew it at step 0)
-        self._resumed_rng = (s["rng_torch"], s["rng_python"], s["rng_numpy"])
-
-    @staticmethod
-    def _set_rng(rng_torch, rng_python, rng_numpy) -> None:
-        torch.set_rng_state(rng_torch)
-        random.setstate(rng_python)
-        name, keys, pos, has_gauss, gauss = rng_numpy
-        np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from r1flow.config.training import OptimConfig
 from r1flow.train.sharding import ShardedModule
@@ -164,24 +164,65 @@ def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
     return batch[rank * share : (rank + 1) * share]
 
 
-class BucketBatchSampler(Sampler[list[int]]):
-    """Shuffled global batches of similar length (sorted within windows of ``bucket_factor``
-    batches), each process taking its share (``rank_share``). Every rank computes the same batches
-    from ``seed`` and the epoch, so no communication is needed."""
+class EpochBatchSampler(Sampler[list[int]]):
+    """Global batches drawn afresh each epoch from ``seed`` and the epoch number alone, each process
+    taking its share (``rank_share``), so every rank computes the same batches without
+    communication. It is resumable: ``state_dict`` holds the epoch and how many of its batches were
+    drawn, and after ``load_state_dict`` the next iteration skips those. Lightning draws from a
+    loader of known length exactly the batches it trains on (it looks ahead only when the length is
+    unknown), so a checkpoint's state is the position of training. Subclasses say which batches an
+    epoch has (``epoch_batches``)."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, bucket_factor: int, seed: int, shuffle: bool = True):
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.window = batch_size * max(1, bucket_factor)
-        self.seed = seed
-        self.shuffle = shuffle
-        self.epoch = 0
+    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool):
+        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last
+        self.epoch, self.drawn = 0, 0
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.drawn = epoch, 0
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        batches = self.epoch_batches(epoch)
+        if data_parallel()[1] > 1:  # a short global batch (an epoch's remainder) is dropped, not split unevenly
+            batches = [b for b in batches if len(b) == self.batch_size]
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = random.Random(self.seed + self.epoch)
+        epoch, skip = self.epoch, self.drawn
+        rank, world = data_parallel()
+        batches = self.global_batches(epoch)
+        for i in range(skip, len(batches)):
+            # Lightning stops at the loader's length without asking for more, so the epoch ends
+            # with its last batch drawn: from then on the position is the next epoch's start
+            self.epoch, self.drawn = (epoch + 1, 0) if i == len(batches) - 1 else (epoch, i + 1)
+            yield rank_share(batches[i], rank, world)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "drawn": self.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.drawn = int(state["epoch"]), int(state["drawn"])
+
+    def __len__(self):
+        if self.drop_last or data_parallel()[1] > 1:
+            return self.n // self.batch_size
+        return math.ceil(self.n / self.batch_size)
+
+
+class BucketBatchSampler(EpochBatchSampler):
+    """Shuffled global batches of similar length (sorted within windows of ``bucket_factor``
+    batches), so a padded batch wastes few tokens."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, bucket_factor: int, seed: int, shuffle: bool = True):
+        super().__init__(len(lengths), batch_size, seed, drop_last=False)
+        self.lengths = list(lengths)
+        self.window = batch_size * max(1, bucket_factor)
+        self.shuffle = shuffle
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed + epoch)
         order = list(range(len(self.lengths)))
         if self.shuffle:
             rng.shuffle(order)
@@ -191,39 +232,44 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        self.epoch += 1
-        rank, world = data_parallel()
-        if world > 1:  # a short global batch (the epoch's remainder) is dropped, not split unevenly
-            batches = [rank_share(b, rank, world) for b in batches if len(b) == self.batch_size]
-        return iter(batches)
-
-    def __len__(self):
-        world = data_parallel()[1]
-        return len(self.lengths) // self.batch_size if world > 1 else math.ceil(len(self.lengths) / self.batch_size)
+        return batches
 
 
-class ShuffledBatchSampler(Sampler[list[int]]):
-    """``DataLoader(shuffle=True, drop_last=True)``'s batches, made global: the epoch's permutation
-    is drawn as ``RandomSampler`` draws it (a seed from torch's global generator), rank 0's seed is
-    broadcast, and each process takes its share of every batch. On one process the batches are
-    exactly those of ``DataLoader(ds, batch_size, shuffle=True, drop_last=True)``."""
+class ShuffledBatchSampler(EpochBatchSampler):
+    """``DataLoader(shuffle=True, drop_last=True)``'s batches, made global and resumable: each epoch
+    a permutation drawn from its own generator (seeded by ``seed`` and the epoch, never torch's
+    global one), cut into full batches."""
 
-    def __init__(self, n: int, batch_size: int):
-        self.n, self.batch_size = n, batch_size
+    def __init__(self, n: int, batch_size: int, seed: int):
+        super().__init__(n, batch_size, seed, drop_last=True)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        rank, world = data_parallel()
-        if world > 1:
-            box = [seed]
-            dist.broadcast_object_list(box, src=0)
-            seed = box[0]
-        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).tolist()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield rank_share(order[start : start + self.batch_size], rank, world)
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+        return [order[s : s + self.batch_size] for s in range(0, self.n // self.batch_size * self.batch_size,
+                                                               self.batch_size)]
 
-    def __len__(self):
-        return self.n // self.batch_size
+
+class ResumableLoader(DataLoader):
+    """A single-process DataLoader over an ``EpochBatchSampler`` whose position Lightning saves in
+    every checkpoint and restores on resume (Lightning calls ``state_dict``/``load_state_dict`` of a
+    train loader that has them). Starting an iteration draws its seed from the loader's own
+    generator, not torch's global one, so validation passes leave training's random draws alone."""
+
+    def __init__(self, dataset: Dataset, batch_sampler: EpochBatchSampler, collate_fn):
+        super().__init__(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn, num_workers=0,
+                         generator=torch.Generator().manual_seed(batch_sampler.seed))
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
+def eval_loader(dataset: Dataset, batch_size: int, collate_fn) -> DataLoader:
+    """An in-order loader for validation; like ``ResumableLoader`` it leaves torch's generator alone."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=0,
+                      generator=torch.Generator())
 
 
 def pad_collate(pad_id: int):

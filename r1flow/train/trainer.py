@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import shutil
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
 from r1flow.config.base import TrainerConfig
 from r1flow.train.sharding import FSDP2, fsdp2_strategy
+
+log = logging.getLogger("r1flow.train")
+
+
+class RandomStates(Callback):
+    """Exact resume of everything random: the torch, Python and numpy generators as they were when a
+    checkpoint was written, put back before the first step a resumed run takes (not on load:
+    between loading and that step Lightning starts the data loaders, which an uninterrupted run
+    started at step 0). Every rank restores rank 0's states, as every rank was seeded alike."""
+
+    def __init__(self):
+        self._resumed: dict | None = None
+
+    def state_dict(self) -> dict:
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(), "python": random.getstate(),
+                # in types that a ``weights_only`` checkpoint load accepts
+                "numpy": (name, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(gauss))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resumed = state
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._resumed is None:
+            return
+        s, self._resumed = self._resumed, None
+        torch.set_rng_state(s["torch"])
+        random.setstate(s["python"])
+        name, keys, pos, has_gauss, gauss = s["numpy"]
+        np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))
 
 
 def build_trainer(
@@ -24,7 +58,7 @@ def build_trainer(
     callbacks: list | None = None,
 ) -> L.Trainer:
     """A Trainer that checkpoints to ``out_dir/ckpt`` (``last.ckpt`` for resume) and logs to MLflow."""
-    cbs = list(callbacks or [])
+    cbs = [*(callbacks or []), RandomStates()]
     cbs.append(
         ModelCheckpoint(
             dirpath=str(out_dir / "ckpt"),
@@ -60,6 +94,11 @@ def build_trainer(
     )
 
 
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The last value of every metric the run logged (training and validation), for ``done.json``."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
+
+
 def last_checkpoint(out_dir: Path, config_digest: str) -> str | None:
     """``last.ckpt`` of an interrupted run of this stage *with the same config*, for
     ``trainer.fit(ckpt_path=...)``; checkpoints of another config are discarded."""
@@ -70,7 +109,10 @@ def last_checkpoint(out_dir: Path, config_digest: str) -> str | None:
     ckpt.mkdir(parents=True, exist_ok=True)
     stamp.write_text(config_digest)
     last = ckpt / "last.ckpt"
-    return str(last) if last.is_file() else None
+    if not last.is_file():
+        return None
+    log.info("resuming from %s", last)
+    return str(last)
 
 
 def drop_checkpoints(out_dir: Path) -> None:
