@@ -106,6 +106,25 @@ def planned_jobs(proj: Path, *targets: str, experiment: str = "smoke") -> dict[s
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
+def xdist_group(item) -> str:
+    """The group of tests that one pytest-xdist worker runs together: the tests of the smoke DAG run
+    and of the SLURM cluster (they share the cluster's node: on one worker they do not compete for
+    it), the tests of the real-shaped DAG run, and otherwise the module (its fixtures built once)."""
+    if "smoke_dag" in item.fixturenames or item.module.__name__ == "test_slurm":
+        return "smoke_dag"
+    return "hf_smoke_dag" if "hf_smoke_dag" in item.fixturenames else item.module.__name__
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """``tests/run`` runs the tests on 2 workers (``-n 2 --dist loadgroup``), each group on one worker.
+    The two DAG groups are the longest and mostly wait on their jobs: they go first, so the other
+    worker works through the modules meanwhile."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    items.sort(key=lambda item: {"smoke_dag": 0, "hf_smoke_dag": 1}.get(xdist_group(item), 2))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With R1FLOW_NO_SKIPS=1 (CI) a skipped test fails the run: CI installs every engine and starts
     the cluster, so a skip there means a test that did not run."""
