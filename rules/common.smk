@@ -7,8 +7,24 @@ import time
 
 sys.path.insert(0, workflow.basedir)  # this checkout's code, even when another copy is installed
 
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
 import tracking
 from r1flow.harness.jobs import Jobs
+
+# `--config` takes only the keys of rules/config.schema.yaml: a misspelt one (experimnt=smoke) would
+# otherwise be ignored and start the default experiment
+CONFIG_SCHEMA = os.path.join(workflow.basedir, "rules", "config.schema.yaml")
+with open(CONFIG_SCHEMA) as f:
+    CONFIG_KEYS = yaml.safe_load(f)["properties"]
+if set(config) - set(CONFIG_KEYS):
+    raise WorkflowError(
+        f"--config: unknown key(s) {', '.join(sorted(set(config) - set(CONFIG_KEYS)))}. The keys are:\n"
+        + "".join(f"  {k}: {v['description']}\n" for k, v in CONFIG_KEYS.items())
+        + "Every hyperparameter is a Hydra override of a stage (docs/config.md).")
+validate(config, CONFIG_SCHEMA)
 
 EXPERIMENT = config.get("experiment", "tiny")
 # Threads per job (torch's intra-op threads): the tiny world's models are too small to use two cores

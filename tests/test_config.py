@@ -90,6 +90,26 @@ def test_semantic_validation_names_the_key(override, key):
         validate(compose([override]))
 
 
+@pytest.mark.parametrize("override, says", [
+    ("+cold_start_sft.lrr=1e-4", "cold_start_sft.lrr: not a key of SFTConfig; its keys: batch_size,"),
+    ("+cold_start_sft.optim.lrr=1e-4", "cold_start_sft.optim.lrr: not a key of OptimConfig (did you mean lr?)"),
+    ("+trainer.devicez=2", "trainer.devicez: not a key of TrainerConfig (did you mean devices?)"),
+])
+def test_a_key_added_with_plus_must_be_in_the_schema(override, says):
+    """Hydra's ``+`` adds a key past a structured config's schema; validation rejects it."""
+    cfg = compose([override])  # composes: Hydra adds the key
+    with pytest.raises(ValueError) as info:
+        validate(cfg)
+    assert says in str(info.value)
+
+
+def test_free_form_sections_take_new_keys_with_plus():
+    cfg = compose(["+reasoning_rl.rewards.tag_count=0.5", "+students.big={hidden_size: 128}",
+                   "+report.aliases.reasoning_rl=reasoner"])
+    validate(cfg)
+    assert cfg.reasoning_rl.rewards.tag_count == 0.5 and cfg.students.big.hidden_size == 128
+
+
 def test_a_student_is_the_teacher_model_with_its_overrides():
     cfg = compose([])
     small = with_student(cfg, "small")

@@ -86,3 +86,20 @@ def test_reward_names_and_their_models_are_checked_before_compute():
     with pytest.raises(ValueError, match="the helpfulness_rm stage's model, which reasoning_rl does not read"):
         check_rewards("reasoning_rl", cfg.reasoning_rl, set())
     check_rewards("all_scenario_rl", compose([]).all_scenario_rl, {"helpfulness_rm", "harmlessness_rm"})
+
+
+@pytest.mark.parametrize("override, says", [
+    ("+reasoning_rl.reward_kwargs.overlong={max_lenght: 96}",
+     "reasoning_rl.reward_kwargs.overlong: reward 'overlong' takes no 'max_lenght' (it takes: max_length, buffer)"),
+    ("+reasoning_rl.reward_kwargs.cosine_lenght={max_length: 96}",
+     "reasoning_rl.reward_kwargs: unknown reward 'cosine_lenght'"),
+    ("+reasoning_rl.reward_kwargs.accuracy={strict: true}", "reward 'accuracy' takes no 'strict' (it takes: nothing)"),
+])
+def test_reward_keyword_arguments_are_checked_against_each_rewards_signature(override, says):
+    from r1flow.sampling.rewards import check_rewards
+
+    with pytest.raises(ValueError) as info:
+        check_rewards("reasoning_rl", compose([override]).reasoning_rl, set())
+    assert says in str(info.value)
+    check_rewards("reasoning_rl", compose(["+reasoning_rl.reward_kwargs.overlong={max_length: 96, buffer: 8}"])
+                  .reasoning_rl, set())

@@ -4,9 +4,10 @@ before any job, and the smoke DAG's run: every stage's outputs and the HTML repo
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
-from conftest import SMOKE_DAG, add_experiment, copy_project, planned_jobs, snakemake
+from conftest import SMOKE_DAG, SNAKEMAKE, add_experiment, copy_project, planned_jobs, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,17 @@ def test_bad_config_fails_before_any_job(tmp_path, override, says):
     out = snakemake(bad, "-n", experiment=add_experiment(bad, "bad", override), check=False)
     assert says in out, out[-3000:]
     assert not (bad / "results").exists()
+
+
+def test_snakemake_config_takes_only_its_own_keys(tmp_path):
+    """A misspelt ``--config`` key would otherwise be ignored and start the default experiment."""
+    proj = copy_project(tmp_path / "p")
+    out = subprocess.run([SNAKEMAKE, "-n", "--cores", "1", "--config", "experimnt=smoke"], cwd=proj,
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "--config: unknown key(s) experimnt. The keys are:" in text and "  experiment: " in text, text[-2000:]
+    assert not (proj / "results").exists(), "nothing written, not even the config views"
 
 
 def test_every_stage_of_the_smoke_dag_leaves_its_outputs(smoke_dag):

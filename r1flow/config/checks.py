@@ -1,11 +1,15 @@
 """Checks beyond types, before any compute: each failure names the key and what is allowed.
 
-Types, unknown keys and the choices of enum fields are checked by OmegaConf at composition; the
+Types, unknown keys and the choices of enum fields are checked by OmegaConf at composition, except
+the keys that a ``+`` override adds (Hydra adds them past the schema): ``schema_keys`` rejects those. The
 edges a knob chooses (``general_sft.start_from``, ...) by the stage table (r1flow/dag.py); reward
 names by the reward registry when a GRPO stage starts or the Snakefile is read.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import difflib
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,8 +34,25 @@ def sections_of(cfg: DictConfig, schema: type) -> list[str]:
     return [k for k in cfg if isinstance(cfg[k], DictConfig) and issubclass(OmegaConf.get_type(cfg[k]) or dict, schema)]
 
 
+def schema_keys(node: DictConfig, path: str = "") -> None:
+    """Every key of a typed section is a field of its schema. A ``+key=value`` override adds keys
+    past the schema (Hydra's append), so a misspelt ``+cold_start_sft.lrr=1e-4`` would otherwise
+    train with the default; the schema's free-form dicts (``rewards``, ``students``, ...) take any key."""
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key, value in node.items_ex(resolve=False):
+        where = f"{path}.{key}" if path else str(key)
+        if fields is not None and key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            raise ConfigError(where, f"not a key of {schema.__name__}" + (f" (did you mean {near[0]}?)" if near else "")
+                              + f"; its keys: {', '.join(sorted(fields))}")
+        if isinstance(value, DictConfig) and node[key] is not None:  # (an optional section left empty)
+            schema_keys(value, where)
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that cannot run."""
+    schema_keys(cfg)
     _model(cfg.model, "model")
     _data(cfg)
     _evaluation(cfg)

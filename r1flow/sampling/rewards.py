@@ -14,6 +14,7 @@ sampling make. Adding a reward is a function here and a config line, e.g.::
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable
@@ -44,8 +45,27 @@ def get_reward(name: str) -> RewardFn:
     return REWARDS[name]
 
 
+BATCH_ARGS = ("completions", "items", "lengths", "truncated", "scorer")  # what the stage passes, not the config
+
+
+def reward_options(name: str) -> list[str]:
+    """The keyword arguments reward ``name`` takes from ``reward_kwargs`` (its signature's, past the batch)."""
+    params = inspect.signature(get_reward(name)).parameters.values()
+    return [p.name for p in params if p.name not in BATCH_ARGS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def check_rewards(stage: str, g, reward_models: set[str]) -> None:
-    """Every reward a GRPO section names exists, and a reward model's reward has its model upstream."""
+    """Every reward a GRPO section names exists, a reward model's reward has its model upstream, and
+    every keyword argument in ``reward_kwargs`` is one its reward takes (each reward swallows extra
+    keywords, ``**_``, so a misspelt one would silently leave the default in place)."""
+    for name, options in g.reward_kwargs.items():
+        if name not in REWARDS:
+            raise ValueError(f"config error: {stage}.reward_kwargs: unknown reward {name!r} "
+                             f"(known: {', '.join(sorted(REWARDS))})")
+        unknown = sorted(set(options) - set(reward_options(name)))
+        if unknown:
+            raise ValueError(f"config error: {stage}.reward_kwargs.{name}: reward {name!r} takes no "
+                             f"{', '.join(map(repr, unknown))} (it takes: {', '.join(reward_options(name)) or 'nothing'})")
     for key in ("rewards", "general_rewards"):
         for name in g[key]:
             if name not in REWARDS:
