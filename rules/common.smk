@@ -31,8 +31,11 @@ EXPERIMENT = config.get("experiment", "tiny")
 # well (bench/job_threads.py), so by default each job takes one core and Snakemake runs independent
 # jobs side by side. On a big machine or a cluster: --config job_threads=16.
 J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workflow.cores)
-# Every stage job: its command (the experiment, its paths and edges), its threads, its log.
-STAGE = "{params.cmd} trainer.num_threads={threads} > {log} 2>&1"
+# Every stage job: this interpreter (a global, not a param: moving the checkout or the venv changes
+# no job's params), its launcher (srun for a multi-process SLURM job), its command (the experiment,
+# its paths and edges), its threads, its log.
+PYTHON = sys.executable
+STAGE = "{params.launcher}{PYTHON} {params.cmd} trainer.num_threads={threads} > {log} 2>&1"
 ENV = "../envs/r1flow.yaml"
 
 
@@ -67,6 +70,11 @@ STARTED = []  # when this invocation started running jobs
 
 onstart:
     STARTED.append(time.time())
+    try:  # in seconds, before any job (MLflow's client would retry an unreachable server for minutes)
+        tracking.check_tracking_server()
+    except tracking.TrackingError as e:
+        raise WorkflowError(f"{e}. Point MLFLOW_TRACKING_URI at a server that answers, or unset it to record "
+                            "in ./mlflow.db; no job was started.") from None
     os.environ[tracking.PIPELINE_RUN_ENV] = tracking.start_pipeline_run(J.cfg.name)
 
 

@@ -136,12 +136,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def fresh_mlflow_tracking_uri():
-    """After each test MLflow's fluent API reads ``$MLFLOW_TRACKING_URI`` again, as a new process
-    does: a test that pointed it at its own store (tracking/_common.py: activate_tracking_uri) leaves
-    no stale URI for the ``MlflowClient()`` of the tests after it."""
+    """After each test MLflow's fluent API follows ``$MLFLOW_TRACKING_URI`` as it is then (the
+    session's store, or a module fixture's): a test that pointed the API at its own store
+    (tracking/_common.py: activate_tracking_uri) would otherwise leave that store to the
+    ``MlflowClient()`` of the tests after it. (MLflow's ``set_tracking_uri`` also sets the variable,
+    which each test's monkeypatch restores before this runs.)"""
     yield
     if "mlflow" in sys.modules:
-        sys.modules["mlflow"].set_tracking_uri(None)  # None: back to the environment's URI, as MLflow resets it
+        sys.modules["mlflow"].set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 @pytest.fixture(scope="session")

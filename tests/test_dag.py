@@ -125,7 +125,7 @@ def test_snakemake_gives_a_stage_what_it_would_read_by_hand(tmp_path):
     for key, node in jobs.dag.nodes.items():
         if node.stage.kind in (Kind.evaluate, Kind.report):
             continue
-        args = [a for a in shlex.split(jobs.command(node))[3:] if not a.startswith("hydra.")]
+        args = [a for a in shlex.split(jobs.command(node))[2:] if not a.startswith("hydra.")]
         given = compose(args)
         by_hand = compose([f"student={node.student}"] if node.student else [])
         assert resolve_io(jobs.dag, node, given)[:2] == resolve_io(DAG(by_hand), node, by_hand)[:2], key
@@ -138,7 +138,7 @@ def test_every_job_asks_its_class_resources(tmp_path):
     # a training job: one node, one task per GPU (Lightning's SLURM environment), srun starting them
     assert jobs.stage("cold_start_sft").resources == {"gres": "gpu:8", "cpus_per_task": 4, "mem_mb": 400000,
                                                       "runtime": 720, "mpi": "srun", "nodes": 1, "tasks_per_node": 8}
-    assert jobs.stage("cold_start_sft").params["cmd"](None).startswith(
+    assert jobs.stage("cold_start_sft").params["launcher"] == (
         "${SLURM_JOB_ID:+srun --nodes=1 --ntasks-per-node=8 --kill-on-bad-exit=1} ")
     assert jobs.stage("reasoning_rl").resources["runtime"] == 1440
     assert jobs.evaluation().resources["gres"] == "gpu:1" and "gres" not in jobs.stage("data").resources

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 # The smoke policy writes near-random text that the default rewards score alike: zero advantages, no
 # update, and a resume test that could not fail. Repeated words vary from one completion to the next.
 VARIED = ["++reasoning_rl.rewards.repetition=1.0", "++reasoning_rl.reward_kwargs.repetition={ngram_size:1}"]
-LONG = ["reasoning_rl.max_steps=40", "reasoning_rl.ckpt_every=4", "reasoning_rl.eval_every=0",
-        "reasoning_rl.table_every=0", *VARIED]
+# the smoke settings otherwise: held-out checks and sample tables every 2 steps
+LONG = ["reasoning_rl.max_steps=40", "reasoning_rl.ckpt_every=4", *VARIED]
 
 
 def grpo_args(world, out):
@@ -55,14 +55,34 @@ def test_r1_zero_samples_its_rollouts_on_the_r1_zero_template(smoke_world, tmp_p
     assert all(any(f"User: {q}. Assistant:" in p for q in questions) for p in prompts)
 
 
+def learned(history: list[dict]) -> list[dict]:
+    """A GRPO history without its timings (which differ from run to run)."""
+    return [{k: v for k, v in row.items() if not k.startswith("timing/") and "per_s" not in k} for row in history]
+
+
 @pytest.mark.slow
 def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
+    """With its periodic held-out checks and sample tables on, a GRPO stage killed after a checkpoint
+    resumes to the uninterrupted run's weights and logs the same numbers at every step, into the
+    same MLflow run."""
+    from mlflow.tracking import MlflowClient
+
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
     run_stage("reasoning_rl", *grpo_args(smoke_world, ref), *LONG)
     kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out), *LONG)
+    killed_run = (out / "ckpt" / "run_id").read_text()
     rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out), *LONG)
     assert "resuming from" in rerun.stdout + rerun.stderr
-    assert json.loads((out / "done.json").read_text())["steps"] == 40
+    done, ref_done = (json.loads((d / "done.json").read_text()) for d in (out, ref))
+    assert done["steps"] == 40 and done["run_id"] == killed_run
+    history, ref_history = (json.loads((d / "history.json").read_text()) for d in (out, ref))
+    assert learned(history) == learned(ref_history)
+    assert [row["step"] for row in history if "loss" in row] == list(range(1, 41))
+    assert sum("eval/pass@1" in row for row in history) > 10, "the held-out checks ran"
+    client = MlflowClient()
+    for key in ("reward", "kl", "eval/pass_at_1"):  # (MLflow's spelling of eval/pass@1)
+        curves = [{m.step: m.value for m in client.get_metric_history(d["run_id"], key)} for d in (done, ref_done)]
+        assert curves[0] == curves[1] and len(curves[0]) >= 10, key
     a, b = load_file(ref / "model" / "model.safetensors"), load_file(out / "model" / "model.safetensors")
     start = load_file(smoke_world / "cold_start_sft" / "model" / "model.safetensors")
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-4, "the policy moved"

@@ -6,6 +6,8 @@ Each test edits a file of the finished smoke DAG's project copy, asserts the job
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -90,3 +92,14 @@ def test_editing_a_stage_entry_or_a_shared_module_reruns_the_stages_that_run_it(
     # the SFT module: pretraining and every SFT stage, and everything after them
     plan = plan_after(smoke_dag.proj, "r1flow/train/sft.py", "", "\n# an edit\n", append=True)
     assert plan == {k: v for k, v in SMOKE_DAG.items() if k not in ("data", "sample_shards")} | {"sample": 4}
+
+
+def test_running_snakemake_from_a_moved_venv_reruns_nothing(smoke_dag, tmp_path):
+    """The interpreter's path is in every job's shell command but in no job's params: a checkout
+    or venv reached by another path (here a symlink to the venv) leaves nothing to do."""
+    moved = tmp_path / "moved-venv"
+    moved.symlink_to(Path(sys.executable).parent.parent)
+    out = subprocess.run([str(moved / "bin" / "python"), "-m", "snakemake", "-n", "--cores", "2", "--config",
+                          "experiment=smoke"], cwd=smoke_dag.proj, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Nothing to be done" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]

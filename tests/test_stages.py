@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from conftest import run_stage, upstream
 
 
@@ -38,12 +39,16 @@ def test_from_pretrained_path_loads_a_locally_saved_checkpoint(smoke_world):
     assert tok.unk_token_id not in ids and tok.decode(ids) == text
 
 
-def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
-    out = tmp_path / "eval"
-    run_stage("evaluate", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
-              f"io.init_model={smoke_world}/cold_start_sft/model", "io.label=cold_start_sft",
-              f"hydra.run.dir={out}", upstream(cold_start_sft=f"{smoke_world}/cold_start_sft"),
+def evaluate_cold_start(world, out):
+    run_stage("evaluate", f"results_dir={world}", f"io.data_dir={world}/data", f"io.out_dir={out}",
+              f"io.init_model={world}/cold_start_sft/model", "io.label=cold_start_sft",
+              f"hydra.run.dir={out}", upstream(cold_start_sft=f"{world}/cold_start_sft"),
               "evaluate.splits=[heldout,hard,general,safety]")  # as the Snakefile passes for general models
+
+
+def test_evaluate_writes_metrics_with_spec_and_the_same_bytes_when_run_again(smoke_world, tmp_path):
+    out, again = tmp_path / "eval", tmp_path / "again"
+    evaluate_cold_start(smoke_world, out)
     m = json.loads((out / "metrics.json").read_text())
     for key in ("pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length", "pass@1_ci95", "per_family"):
         assert key in m
@@ -52,6 +57,11 @@ def test_evaluate_writes_metrics_with_spec(smoke_world, tmp_path):
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * (8 + 8 + 8 + 8)  # k * (max_prompts of heldout, hard, general and safety)
     assert (out / "pass_at_k.png").stat().st_size > 1000
+    # determinism: the same command again, byte for byte (sampled at temperature 0.6, not greedy)
+    evaluate_cold_start(smoke_world, again)
+    assert m["mean_length"] > 0 and len({r["response"] for r in rows}) > len(rows) // 4, "varied samples"
+    for name in ("metrics.json", "samples.jsonl"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_sft_resumes_from_last_checkpoint(smoke_world, tmp_path):
@@ -83,7 +93,27 @@ def test_missing_upstream_checkpoint(smoke_world, tmp_path):
     out = tmp_path / "sft"
     proc = run_stage("cold_start_sft", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
                      f"io.out_dir={out}", f"io.init_model={tmp_path}/nowhere", f"hydra.run.dir={out}", check=False)
-    assert_failed_cleanly(proc, out, "upstream checkpoint not found", "nowhere")
+    assert_failed_cleanly(proc, out, "model not found", "nowhere': no such directory")
+
+
+@pytest.mark.parametrize("init, says", [
+    ("reslts/smoke/pretrain/model", "'reslts/smoke/pretrain/model': no such directory"),  # never a hub id
+    ("pretrain_model", "the hub (http://127.0.0.1:9) does not answer"),  # a hub id, with no hub
+])
+def test_a_model_that_is_nowhere_fails_in_seconds_in_one_sentence(init, says, smoke_world, tmp_path):
+    """A typo of a local path, or a hub id with no network, fails before compute, saying so, and
+    before touching the outputs of an earlier run: before, the first was looked up on the hub and the
+    second retried it for about a minute, each ending in an 80-line traceback, after deleting the
+    earlier run's done.json."""
+    out = tmp_path / "sft"
+    shutil.copytree(smoke_world / "cold_start_sft", out)  # an earlier good run's outputs
+    before = (out / "done.json").read_bytes()
+    proc = run_stage("cold_start_sft", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
+                     f"io.out_dir={out}", f"io.init_model={init}", f"hydra.run.dir={out}", check=False,
+                     env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"error: cold_start_sft: model not found: '{init}'" in proc.stderr and says in proc.stderr, proc.stderr
+    assert (out / "done.json").read_bytes() == before, "the earlier run's completion is left in place"
 
 
 def test_malformed_data_row_names_file_and_line(smoke_world, tmp_path):

@@ -249,6 +249,53 @@ def test_failing_block_marks_run_failed_without_record(env: Path) -> None:
     assert not (env / "grpo" / "run.json").exists()
 
 
+def test_a_resumed_stage_continues_its_unfinished_run(env: Path) -> None:
+    """The run of an interrupted attempt is reopened (same id, curves continued), unless it is
+    finished or another stage's: then a new run starts."""
+    with pytest.raises(KeyboardInterrupt):
+        with stage_run(**_stage_kwargs("sft", env / "sft")) as first:
+            first.log_metrics({"loss": 2.0}, step=0)
+            raise KeyboardInterrupt
+    assert MlflowClient().get_run(first.run_id).info.status == "KILLED"
+    with stage_run(**_stage_kwargs("sft", env / "sft", resume_run_id=first.run_id)) as again:
+        again.log_metrics({"loss": 1.0}, step=1)
+    assert again.run_id == first.run_id
+    run = MlflowClient().get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["r1.pid"] == str(os.getpid())
+    assert [(m.step, m.value) for m in MlflowClient().get_metric_history(first.run_id, "loss")] == [(0, 2.0), (1, 1.0)]
+    with stage_run(**_stage_kwargs("sft", env / "sft", resume_run_id=first.run_id)) as finished_before:
+        pass
+    with stage_run(**_stage_kwargs("rm", env / "rm", resume_run_id=finished_before.run_id)) as other_stage:
+        pass
+    assert len({first.run_id, finished_before.run_id, other_stage.run_id}) == 3
+
+
+def test_a_new_pipeline_run_closes_the_runs_that_dead_processes_left_running(env: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tracking._common import get_or_create_experiment
+
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    client = MlflowClient()
+    exp = get_or_create_experiment(client, "abandoned")
+    here = socket.gethostname()
+    runs = {name: client.create_run(exp, tags=tags).info.run_id for name, tags in {
+        "killed job": {"r1.host": here, "r1.pid": dead_pid},
+        "live job": {"r1.host": here, "r1.pid": str(os.getpid())},
+        "job on a cluster node": {"r1.host": f"not-{here}", "r1.pid": dead_pid},
+        "untagged": {},
+    }.items()}
+    pipeline = start_pipeline_run("abandoned")
+    status = {name: client.get_run(rid).info.status for name, rid in runs.items()}
+    assert status == {"killed job": "KILLED", "live job": "RUNNING", "job on a cluster node": "RUNNING",
+                      "untagged": "RUNNING"}
+    assert client.get_run(pipeline).data.tags["r1.pid"] == str(os.getpid())
+    end_pipeline_run(pipeline)
+
+
 def test_missing_upstream_record_names_the_file(env: Path) -> None:
     with pytest.raises(TrackingError, match=str(env / "nowhere" / "run.json")):
         with stage_run(**_stage_kwargs("sft", env / "sft", upstream_dirs=[str(env / "nowhere")])):

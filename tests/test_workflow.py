@@ -59,6 +59,14 @@ def test_snakemake_config_takes_only_its_own_keys(tmp_path):
     assert not (proj / "results").exists(), "nothing written, not even the config views"
 
 
+def test_an_unreachable_tracking_server_stops_snakemake_before_any_job(tmp_path):
+    proj = copy_project(tmp_path / "p")
+    out = snakemake(proj, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
+    assert "MLflow tracking server at http://127.0.0.1:9 is unreachable" in out, out[-3000:]
+    assert "no job was started" in out
+    assert not list((proj / "results" / "smoke").glob("*/done.json"))
+
+
 def test_every_stage_of_the_smoke_dag_leaves_its_outputs(smoke_dag):
     res = smoke_dag.res
     general = {"general_sft", "all_scenario_rl", "student_half", "student_quarter"}

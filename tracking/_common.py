@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,8 @@ TAG_MODEL_PATH = "r1.path"  # LoggedModel tag: absolute path of the weights on d
 TAG_MODEL_SOURCE = "r1.source"  # LoggedModel tag: hub id / path of an external base model
 TAG_DATASET_DIGEST = "r1.digest"  # dataset input tag: our full, untruncated digest
 TAG_DATASET_PATH = "r1.path"  # dataset input tag: absolute path of the dataset
+TAG_HOST = "r1.host"  # the machine of the process that holds the run
+TAG_PID = "r1.pid"  # that process: a run left RUNNING by a dead one is closed (pipeline.close_abandoned_runs)
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -125,6 +128,11 @@ def git_tags() -> dict[str, str]:
         TAG_GIT_COMMIT: commit or "unknown",
         TAG_GIT_DIRTY: "unknown" if status is None else str(bool(status)).lower(),
     }
+
+
+def process_tags() -> dict[str, str]:
+    """``r1.host`` and ``r1.pid`` of this process, which holds the run being started."""
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
 
 
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")

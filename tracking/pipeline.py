@@ -9,18 +9,27 @@ of the Snakemake process.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from ._common import (
     TAG_EXPERIMENT,
+    TAG_HOST,
+    TAG_PID,
     TAG_STAGE,
     TrackingError,
     activate_tracking_uri,
     get_or_create_experiment,
     git_tags,
+    process_tags,
     quiet_mlflow_logging,
 )
+
+_log = logging.getLogger(__name__)
 
 PIPELINE_RUN_NAME = "pipeline"
 _END_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -38,10 +47,38 @@ def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None, run_
     uri = activate_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
     experiment_id = get_or_create_experiment(client, experiment)
-    run_tags = {TAG_STAGE: PIPELINE_RUN_NAME, TAG_EXPERIMENT: experiment, **git_tags()}
+    close_abandoned_runs(client, experiment_id)
+    run_tags = {TAG_STAGE: PIPELINE_RUN_NAME, TAG_EXPERIMENT: experiment, **git_tags(), **process_tags()}
     run_tags.update({key: str(value) for key, value in (tags or {}).items()})
     run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(run_tags))
     return run.info.run_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def close_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """End as KILLED the runs of the experiment left RUNNING by a process that died without ending
+    them (a killed job, a killed snakemake), and return their ids. Only runs held by a process of
+    this machine are checked (tags ``r1.host``, ``r1.pid``): a run held on another machine (a
+    cluster node) may be alive and is left alone. A killed training stage's run is reopened, not
+    replaced, when the stage resumes from its checkpoint."""
+    host, closed = socket.gethostname(), []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if tags.get(TAG_HOST) == host and tags.get(TAG_PID, "").isdigit() and not _alive(int(tags[TAG_PID])):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    if closed:
+        _log.warning("closed %d run(s) left RUNNING by killed processes as KILLED: %s", len(closed), ", ".join(closed))
+    return closed
 
 
 def end_pipeline_run(run_id: str, status: str = "FINISHED") -> None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from . import params as config_params_mod
@@ -32,6 +33,7 @@ from ._common import (
     activate_tracking_uri,
     get_or_create_experiment,
     git_tags,
+    process_tags,
     quiet_mlflow_logging,
 )
 from .handle import StageRun
@@ -64,18 +66,41 @@ def _upstream_records(upstream_dirs: Sequence[str | os.PathLike[str]], uri: str)
     return upstream
 
 
+def _resumable(client: MlflowClient, run_id: str | None, experiment_id: str, stage: str) -> str | None:
+    """``run_id`` if it is an unfinished run of ``stage`` in the experiment (one a killed job left),
+    else None (a new run starts)."""
+    if not run_id:
+        return None
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return None
+    if (run.info.experiment_id != experiment_id or run.data.tags.get(TAG_STAGE) != stage
+            or run.info.status == "FINISHED"):
+        return None
+    return run_id
+
+
 def _start_run(stage: str, experiment: str, uri: str, out_dir, run_name: str | None, system_metrics: bool,
-               upstream: list[dict[str, Any]], tags: dict[str, str | None]) -> StageRun:
-    """Start the stage's MLflow run with its tags (``tags`` with a None value are left out)."""
-    experiment_id = get_or_create_experiment(MlflowClient(tracking_uri=uri), experiment)
+               upstream: list[dict[str, Any]], tags: dict[str, str | None], resume: str | None = None) -> StageRun:
+    """Start the stage's MLflow run with its tags (``tags`` with a None value are left out), or
+    reopen run ``resume`` when it is this stage's unfinished run."""
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = get_or_create_experiment(client, experiment)
     upstream_run_ids = list(dict.fromkeys(record["run_id"] for record in upstream))
     run_tags = {TAG_STAGE: stage, TAG_EXPERIMENT: experiment, TAG_UPSTREAM_RUN_IDS: ",".join(upstream_run_ids),
-                **git_tags(), **{k: v for k, v in tags.items() if v}}
+                **git_tags(), **process_tags(), **{k: v for k, v in tags.items() if v}}
     if system_metrics and importlib.util.find_spec("psutil") is None:
         _log.warning("psutil is not installed: system metrics are not logged.")
         system_metrics = False
-    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or stage, tags=run_tags,
-                              log_system_metrics=system_metrics)
+    resume = _resumable(client, resume, experiment_id, stage)
+    if resume:  # the run goes on: RUNNING again, under this invocation's pipeline run
+        active = mlflow.start_run(run_id=resume, log_system_metrics=system_metrics)
+        mlflow.set_tags(run_tags)
+        _log.info("continuing MLflow run %s of the interrupted %s", resume, stage)
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or stage, tags=run_tags,
+                                  log_system_metrics=system_metrics)
     return StageRun(run_id=active.info.run_id, experiment_id=experiment_id, experiment=experiment, stage=stage,
                     out_dir=out_dir, tracking_uri=uri, upstream_run_ids=upstream_run_ids)
 
@@ -93,6 +118,7 @@ def stage_run(
     nested_parent: str | None = None,
     system_metrics: bool = True,
     param_sections: Sequence[str] | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[StageRun]:
     """Run a pipeline stage inside an MLflow run of experiment ``r1flow/<experiment>``.
 
@@ -101,8 +127,11 @@ def stage_run(
     run records of ``upstream_dirs`` are read first (a missing one raises :class:`TrackingError`
     naming the file): their run ids become tag ``r1.upstream_run_ids`` and their models the run's
     input models. The run nests under ``nested_parent`` (default ``$R1FLOW_PIPELINE_RUN_ID``).
-    Yields the :class:`StageRun`. On normal exit the run record is written to ``out_dir`` and the
-    run ends FINISHED; on an exception it ends FAILED (KILLED on Ctrl-C) and no record is written.
+    ``resume_run_id``: the run of an interrupted attempt whose training resumes from its checkpoint;
+    if it is this stage's unfinished run, it is reopened, so its curves go on from where they
+    stopped. Yields the :class:`StageRun`. On normal exit the run record is written to ``out_dir``
+    and the run ends FINISHED; on an exception it ends FAILED (KILLED on Ctrl-C) and no record is
+    written.
     """
     quiet_mlflow_logging()
     uri = activate_tracking_uri()
@@ -114,7 +143,8 @@ def stage_run(
         )
     parent = nested_parent or os.environ.get(PIPELINE_RUN_ENV) or None
     run = _start_run(stage, experiment, uri, out_dir, run_name, system_metrics, upstream,
-                     {TAG_CONFIG_DIGEST: config_digest, TAG_CODE_DIGEST: code_digest, TAG_PARENT_RUN_ID: parent})
+                     {TAG_CONFIG_DIGEST: config_digest, TAG_CODE_DIGEST: code_digest, TAG_PARENT_RUN_ID: parent},
+                     resume=resume_run_id)
     try:
         _log_config(run, config, param_sections)
         for record in upstream:

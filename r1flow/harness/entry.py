@@ -36,8 +36,10 @@ from omegaconf import DictConfig
 import tracking
 from r1flow.config import CONF_DIR, digest, plain, validate, with_student
 from r1flow.dag import BY_NAME, DAG, DATA, Node
+from r1flow.harness.checkpoints import interrupted_run
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import DataError, write_json
+from r1flow.harness.model_source import check_model_source
 
 log = logging.getLogger("r1flow")
 DONE = "done.json"
@@ -161,8 +163,10 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
         fn(ctx)
         return {}
-    (out_dir / DONE).unlink(missing_ok=True)
+    if init:  # a missing starting model fails here, before the outputs of an earlier run are touched
+        check_model_source(init)
     tracking.check_tracking_server()
+    (out_dir / DONE).unlink(missing_ok=True)
     t0 = time.time()
     with tracking.stage_run(
         stage=stage, experiment=cfg.name, config=plain(cfg), config_digest=ctx.config_digest,
@@ -170,6 +174,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}")
         or (cfg.student and f"{stage}:student-{cfg.student}"),
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
+        resume_run_id=interrupted_run(out_dir, ctx.config_digest),  # its curves go on in the same run
     ) as run:
         ctx.run = run
         if init and node.init is None and init in {dag.external(s) for s in (None, *cfg.students)}:  # an external base

@@ -16,7 +16,6 @@ nodes: ``{student}`` (a student's stages), ``{label}`` (evaluations), ``{curatio
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,8 +82,10 @@ class Jobs:
     # ---------------------------------------------------------------- pieces of a rule
     def command(self, node: Node, out: str | None = None, upstream: dict | None = None, with_init: bool = True,
                 **extra) -> str:
-        """``python -m stages.<stage> ...``: the experiment, the node's paths and edges (``upstream``
-        instead of its own, no starting model unless ``with_init``), and ``extra`` overrides."""
+        """The interpreter's arguments ``-m stages.<stage> ...``: the experiment, the node's paths and
+        edges (``upstream`` instead of its own, no starting model unless ``with_init``), and
+        ``extra`` overrides. The interpreter itself is the rule's shell command's (rules/common.smk),
+        kept out of the params, so a moved checkout or venv does not count as changed params."""
         out = out or self.dag.dir(node.key)
         args = [f"experiment={self.experiment}", f"hydra.run.dir={out}", f"io.out_dir={out}",
                 f"io.data_dir={self.dag.dir(DATA)}"]
@@ -97,7 +98,7 @@ class Jobs:
         if ups:
             args.append("++io.upstream={" + ",".join(f"{k}:{v}" for k, v in ups.items()) + "}")
         args += [f"{k}={v}" for k, v in extra.items()]
-        return f"{sys.executable} -m {node.stage.module} " + " ".join(shlex.quote(a) for a in args)
+        return f"-m {node.stage.module} " + " ".join(shlex.quote(a) for a in args)
 
     def inputs(self, node: Node) -> dict[str, str]:
         """``node``'s rule inputs: its config view and the completion file of every upstream node."""
@@ -160,7 +161,7 @@ class Jobs:
         return Rule(
             input=inputs or (lambda wc: self.inputs(find(wc))),
             output=outputs if outputs is not None else self.outputs(pattern, stage),
-            params={"cmd": lambda wc: self.launcher(stage, part) + self.command(find(wc), **args(wc)),
+            params={"launcher": self.launcher(stage, part), "cmd": lambda wc: self.command(find(wc), **args(wc)),
                     "code": code_digest(stage.module)},
             log=f"{self.res}/logs/{pattern}.log",
             benchmark=f"{self.res}/benchmarks/{pattern}.tsv",

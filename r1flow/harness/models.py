@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from r1flow.config.base import ModelConfig
+from r1flow.harness.model_source import check_model_source
 from r1flow.sampling.rollout import Generator, make_generator
 
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
@@ -73,17 +74,6 @@ def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
         raise ValueError(f"config error: model.arch: unknown architecture {cfg.arch!r} (qwen2, llama)")
     config._attn_implementation = cfg.attn_implementation
     return AutoModelForCausalLM.from_config(config)
-
-
-def check_model_source(path_or_id: str, marker: str = "config.json") -> None:
-    """Fail early with a clear message when an upstream checkpoint directory is missing."""
-    p = Path(path_or_id)
-    looks_local = p.is_absolute() or path_or_id.startswith((".", "results/")) or p.exists()
-    if looks_local and not (p / marker).is_file():
-        raise FileNotFoundError(
-            f"upstream checkpoint not found: {path_or_id!r} has no {marker} "
-            "(run its stage first, e.g. `snakemake --cores 2`, or point io.init_model at a model)"
-        )
 
 
 def load_tokenizer(path_or_id: str, trust_remote_code: bool = False):

@@ -13,6 +13,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from r1flow.dag import BY_NAME, Kind
+from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -24,7 +25,7 @@ from r1flow.sampling.verify import ITEM_KEYS
 from r1flow.train.grpo import GRPOModule
 from r1flow.train.grpo_checks import GeneralScore, HeldoutPassAt1, SampleTable
 from r1flow.train.reward_model import RewardScorer
-from r1flow.train.trainer import build_trainer, drop_checkpoints, last_checkpoint
+from r1flow.train.trainer import build_trainer
 
 log = logging.getLogger("r1flow.grpo")
 GENERAL_FILES = (("general_train", "train"), ("safety_train", "train"), ("general", "eval"), ("safety", "eval"))
@@ -100,7 +101,7 @@ def run_grpo(ctx: StageContext) -> dict:
     tcfg.log_every_n_steps = 1
     trainer = build_trainer(tcfg, ctx.out_dir, ctx.run.lightning_logger(), max_steps=g.max_steps, grad_clip=None,
                             val_every=None, ckpt_every=g.ckpt_every, callbacks=callbacks)
-    resume = last_checkpoint(ctx.out_dir, ctx.config_digest)
+    resume = last_checkpoint(ctx.out_dir, ctx.config_digest, ctx.run.run_id)
     ctx.run.log_params({"model/parameters": count_parameters(policy), "grpo/steps_per_rollout": module.steps_per_rollout})
     steps = DataLoader(range(g.max_steps), batch_size=1)  # steps are driven by the module's prompt stream
     trainer.fit(module, steps, ckpt_path=resume)

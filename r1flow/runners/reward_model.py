@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -18,7 +19,7 @@ from r1flow.train.reward_model import (
 )
 from r1flow.train.sft import ResumableLoader, ShuffledBatchSampler, eval_loader
 from r1flow.train.sharding import unsharded
-from r1flow.train.trainer import build_trainer, drop_checkpoints, final_metrics, last_checkpoint
+from r1flow.train.trainer import build_trainer, final_metrics
 
 PAIR_KEYS = ["prompt", "chosen", "rejected"]
 
@@ -49,7 +50,7 @@ def run_reward_model(ctx: StageContext) -> dict:
     trainer = build_trainer(cfg.trainer, ctx.out_dir, ctx.run.lightning_logger(), max_steps=steps,
                             grad_clip=rm.optim.grad_clip, val_every=min(rm.val_every, len(train_loader)),
                             ckpt_every=rm.ckpt_every)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=last_checkpoint(ctx.out_dir, ctx.config_digest))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=last_checkpoint(ctx.out_dir, ctx.config_digest, ctx.run.run_id))
     final = final_metrics(trainer)
     weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
     with unsharded(module.model):  # every rank gathers a sharded model; rank 0 scores the held-out pairs alone

@@ -12,6 +12,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from r1flow.dag import BY_NAME, Kind
+from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import DataError, file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -25,7 +26,7 @@ from r1flow.train.sft import (
     eval_loader,
     pad_collate,
 )
-from r1flow.train.trainer import build_trainer, drop_checkpoints, final_metrics, last_checkpoint
+from r1flow.train.trainer import build_trainer, final_metrics
 
 log = logging.getLogger("r1flow.runners.sft")
 
@@ -61,7 +62,7 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
         grad_clip=section.optim.grad_clip, val_every=val_every, ckpt_every=section.ckpt_every,
         limit_val_batches=getattr(section, "val_batches", None),
     )
-    resume = last_checkpoint(ctx.out_dir, ctx.config_digest)
+    resume = last_checkpoint(ctx.out_dir, ctx.config_digest, ctx.run.run_id)
     ctx.run.log_params({"model/parameters": count_parameters(model), "train/max_steps": max_steps})
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     final = final_metrics(trainer)

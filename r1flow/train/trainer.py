@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import random
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -14,8 +12,6 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 
 from r1flow.config.base import TrainerConfig
 from r1flow.train.sharding import FSDP2, fsdp2_strategy
-
-log = logging.getLogger("r1flow.train")
 
 
 class RandomStates(Callback):
@@ -97,24 +93,3 @@ def build_trainer(
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     """The last value of every metric the run logged (training and validation), for ``done.json``."""
     return {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor | float)}
-
-
-def last_checkpoint(out_dir: Path, config_digest: str) -> str | None:
-    """``last.ckpt`` of an interrupted run of this stage *with the same config*, for
-    ``trainer.fit(ckpt_path=...)``; checkpoints of another config are discarded."""
-    ckpt = Path(out_dir) / "ckpt"
-    stamp = ckpt / "config_digest"
-    if ckpt.is_dir() and (not stamp.is_file() or stamp.read_text() != config_digest):
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(config_digest)
-    last = ckpt / "last.ckpt"
-    if not last.is_file():
-        return None
-    log.info("resuming from %s", last)
-    return str(last)
-
-
-def drop_checkpoints(out_dir: Path) -> None:
-    """After a successful export the training checkpoints have served their purpose (resume)."""
-    shutil.rmtree(Path(out_dir) / "ckpt", ignore_errors=True)
