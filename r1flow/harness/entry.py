@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 import tracking
 from r1flow.config import CONF_DIR, digest, plain, validate, with_student
+from r1flow.config.knobs import Part
 from r1flow.dag import BY_NAME, DAG, DATA, Node
 from r1flow.harness.checkpoints import interrupted_run
 from r1flow.harness.code import code_digest
@@ -163,8 +164,8 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
         fn(ctx)
         return {}
-    if init:  # a missing starting model fails here, before the outputs of an earlier run are touched
-        check_model_source(init)
+    if init and cfg.io.part not in (Part.shards, Part.merge):  # (a curation's prompt split and merge load none)
+        check_model_source(init)  # a missing model fails here, before the outputs of an earlier run are touched
     tracking.check_tracking_server()
     (out_dir / DONE).unlink(missing_ok=True)
     t0 = time.time()
