@@ -31,11 +31,17 @@ EXPERIMENT = config.get("experiment", "tiny")
 # well (bench/job_threads.py), so by default each job takes one core and Snakemake runs independent
 # jobs side by side. On a big machine or a cluster: --config job_threads=16.
 J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workflow.cores)
-# Every stage job: this interpreter (a global, not a param: moving the checkout or the venv changes
-# no job's params), its launcher (srun for a multi-process SLURM job), its command (the experiment,
-# its paths and edges), its threads, its log.
-PYTHON = sys.executable
-STAGE = "{params.launcher}{PYTHON} {params.cmd} trainer.num_threads={threads} > {log} 2>&1"
+# Every stage job runs `python` from this interpreter's directory, first on the jobs' PATH (not its
+# path in the rules' params or commands: moving the checkout or the venv changes no job), with its
+# launcher (srun for a multi-process SLURM job), its command (the experiment, its paths and edges),
+# its threads and its log.
+envvars:
+    "PATH",
+
+
+JOB_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+os.environ["PATH"] = JOB_PATH
+STAGE = "{params.launcher}python {params.cmd} trainer.num_threads={threads} > {log} 2>&1"
 ENV = "../envs/r1flow.yaml"
 
 

@@ -95,8 +95,9 @@ def test_editing_a_stage_entry_or_a_shared_module_reruns_the_stages_that_run_it(
 
 
 def test_running_snakemake_from_a_moved_venv_reruns_nothing(smoke_dag, tmp_path):
-    """The interpreter's path is in every job's shell command but in no job's params: a checkout
-    or venv reached by another path (here a symlink to the venv) leaves nothing to do."""
+    """The interpreter's path is in no job's params or command (jobs run ``python`` from its directory,
+    first on their PATH): a checkout or venv reached by another path (here a symlink to the venv)
+    leaves nothing to do."""
     moved = tmp_path / "moved-venv"
     moved.symlink_to(Path(sys.executable).parent.parent)
     out = subprocess.run([str(moved / "bin" / "python"), "-m", "snakemake", "-n", "--cores", "2", "--config",

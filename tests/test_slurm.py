@@ -83,7 +83,7 @@ def test_a_failing_job_comes_back_failed_with_its_log(cluster_copy, smoke_dag):
     weights = cluster_copy / "results" / "smoke" / "pretrain" / "model" / "model.safetensors"
     weights.write_bytes(b"not a safetensors file")
     out = snakemake(cluster_copy, "--profile", "profiles/slurm-local", "results/smoke/cold_start_sft/done.json",
-                    *ONLY_FORCED, env=smoke_dag.env(), check=False)  # a one-task job: it fails on loading
+                    *ONLY_FORCED, experiment="smoke_ddp", env=smoke_dag.env(), check=False)
     assert "Error in rule cold_start_sft" in out and "SLURM status is: 'FAILED'" in out
     assert "Traceback (most recent call last)" in out, "the stage's log, with its error"
     job = slurm_logs(cluster_copy, "cold_start_sft")[-1].stem

@@ -155,7 +155,8 @@ def test_rejection_sampling_by_hand_then_general_sft(smoke_world, tmp_path):
 def test_rejection_sampling_shard_job_needs_its_shard(smoke_world, tmp_path):
     out = tmp_path / "rs"
     proc = run_stage("rejection_sampling", f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data",
-                     f"io.out_dir={out}", f"hydra.run.dir={out}", "io.part=sample", check=False)
+                     f"io.out_dir={out}", f"hydra.run.dir={out}", "io.part=sample",
+                     f"io.init_model={smoke_world}/cold_start_sft/model", check=False)  # a model that is there
     assert_failed_cleanly(proc, out, "io.shard")
 
 

@@ -127,11 +127,9 @@ def stage_run(
     run records of ``upstream_dirs`` are read first (a missing one raises :class:`TrackingError`
     naming the file): their run ids become tag ``r1.upstream_run_ids`` and their models the run's
     input models. The run nests under ``nested_parent`` (default ``$R1FLOW_PIPELINE_RUN_ID``).
-    ``resume_run_id``: the run of an interrupted attempt whose training resumes from its checkpoint;
-    if it is this stage's unfinished run, it is reopened, so its curves go on from where they
-    stopped. Yields the :class:`StageRun`. On normal exit the run record is written to ``out_dir``
-    and the run ends FINISHED; on an exception it ends FAILED (KILLED on Ctrl-C) and no record is
-    written.
+    ``resume_run_id``: an interrupted attempt's run, reopened if it is this stage's and unfinished.
+    Yields the :class:`StageRun`. On normal exit the run record is written to ``out_dir`` and the
+    run ends FINISHED; on an exception it ends FAILED (KILLED on Ctrl-C) and no record is written.
     """
     quiet_mlflow_logging()
     uri = activate_tracking_uri()

@@ -84,7 +84,7 @@ class Jobs:
                 **extra) -> str:
         """The interpreter's arguments ``-m stages.<stage> ...``: the experiment, the node's paths and
         edges (``upstream`` instead of its own, no starting model unless ``with_init``), and
-        ``extra`` overrides. The interpreter itself is the rule's shell command's (rules/common.smk),
+        ``extra`` overrides. The interpreter is ``python`` on the jobs' PATH (rules/common.smk),
         kept out of the params, so a moved checkout or venv does not count as changed params."""
         out = out or self.dag.dir(node.key)
         args = [f"experiment={self.experiment}", f"hydra.run.dir={out}", f"io.out_dir={out}",
