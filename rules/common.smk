@@ -32,7 +32,7 @@ EXPERIMENT = config.get("experiment", "tiny")
 # jobs side by side. On a big machine or a cluster: --config job_threads=16.
 J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workflow.cores)
 # Every stage job runs `python` from this interpreter's directory, first on the jobs' PATH (not its
-# path in the rules' params or commands: moving the checkout or the venv changes no job), with its
+# path in the rules' params or commands: reaching the venv by another path changes no job), with its
 # launcher (srun for a multi-process SLURM job), its command (the experiment, its paths and edges),
 # its threads and its log.
 envvars:
