@@ -55,12 +55,13 @@ def start_pipeline_run(experiment: str, tags: dict[str, str] | None = None, run_
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (another user's process counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 
