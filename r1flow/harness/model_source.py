@@ -4,6 +4,7 @@ transformers, so every stage entry can check its starting model first."""
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from pathlib import Path
@@ -12,6 +13,7 @@ from urllib.parse import urlparse
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "namespace/name"
 
 
+@functools.cache  # asked once per process: the entry, then each load, check the same model
 def hub_answers(timeout_s: float = 3.0) -> bool:
     """Whether the Hugging Face hub's endpoint accepts a connection within ``timeout_s``."""
     from huggingface_hub import constants
