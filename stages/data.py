@@ -31,21 +31,23 @@ from r1flow.world.corpus import (
     pretraining_corpus,
 )
 from r1flow.world.preferences import harmlessness_pairs, helpfulness_pairs, safety_items
-from r1flow.world.tasks import direct_response, scripted
+from r1flow.world.tasks import FilterLog, direct_response, scripted
 from r1flow.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("r1flow.data")
 EVAL_FILES = ("heldout", "validation", "hard", "general", "safety")
 
 
-def reasoning_splits(data) -> tuple[dict[str, list[dict]], list[dict]]:
+def reasoning_splits(data, filters: FilterLog) -> tuple[dict[str, list[dict]], list[dict]]:
     """The reasoning splits, and the cold-start questions: further training-split items, distinct
-    from the RL prompts."""
+    from the RL prompts. ``filters`` counts what the item filters kept and dropped for each split;
+    a family's option that they (nearly) filter away is a config error."""
     splits = {
-        "train": make_split(data, "train", data.n_train, 1),
-        "heldout": make_split(data, "heldout", data.n_heldout, 2),
-        "hard": make_split(data, "hard", data.n_hard, 3),
+        "train": make_split(data, "train", data.n_train, 1, filters),
+        "heldout": make_split(data, "heldout", data.n_heldout, 2, filters),
+        "hard": make_split(data, "hard", data.n_hard, 3, filters),
     }
+    filters.check()
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
     cold = [r for r in extra if r["id"] not in rl_ids and scripted(r)][: data.n_cold_start]
@@ -99,8 +101,14 @@ def pretraining_files(data, out: Path, splits: dict, cold_items: list[dict], pre
 
 
 def world_files(data, out: Path, scratch: bool) -> dict:
-    """The embedded world's files: reasoning-gym splits, its cold start, its general data."""
-    splits, cold_items = reasoning_splits(data)
+    """The embedded world's files: reasoning-gym splits (with ``filters.json``: per split and family,
+    the items drawn, kept and dropped by each filter), its cold start, its general data."""
+    filters = FilterLog()
+    splits, cold_items = reasoning_splits(data, filters)
+    write_json(out / "filters.json", filters.summary())
+    for split, families in filters.summary().items():
+        log.info("%s: %s", split, "; ".join(f"{f} kept {c['kept']} of {c['drawn']} drawn, dropped {c['dropped']}"
+                                            for f, c in families.items()))
     prefs = general_splits(data, splits) if data.general_families else {}
     for rows in (*splits.values(), cold_items):
         for r in rows:
@@ -143,8 +151,9 @@ def main(ctx: StageContext) -> dict:
         context = "eval" if name in EVAL_FILES or name.endswith("_heldout") else "train"
         ctx.run.log_dataset(info["path"], name=f"{cfg.name}/{name}", digest=info["digest"], context=context,
                             num_rows=info["rows"])
-    if data.source == "files":  # what decontamination dropped, beside the run's datasets
-        ctx.run.log_artifact(str(out / "decontamination.json"))
+    for report in ("decontamination.json", "filters.json"):  # what the tables' or the world's filters dropped
+        if (out / report).is_file():
+            ctx.run.log_artifact(str(out / report))
     write_json(out / "manifest.json", files)
     ctx.run.log_artifact(str(out / "manifest.json"))
     return {"files": {k: {"rows": v["rows"], "digest": v["digest"]} for k, v in files.items()}}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from r1flow.harness.outputs import ATTEMPT
+
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROJECT_FILES = ("Snakefile", "rules", "conf", "r1flow", "stages", "tracking", "profiles", "envs")
@@ -35,18 +37,22 @@ def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = 
 
 def kill_after_checkpoint(stage: str, out: Path, *overrides: str) -> None:
     """Start ``python -m stages.<stage> experiment=smoke …`` writing to ``out``, SIGKILL it (and the
-    ranks it started) once its first checkpoint is on disk, and check it left no completion file."""
+    ranks it started) once its first checkpoint is on disk, and check that it published nothing: the
+    completion file of an earlier run of ``out`` (if any) is as it was, and none is new."""
     cmd = [sys.executable, "-m", f"stages.{stage}", "experiment=smoke", *overrides]
+    done = out / "done.json"
+    before = done.read_bytes() if done.is_file() else None
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    ckpt = out / "ckpt" / "last.ckpt"
+    ckpt = out / ATTEMPT / "ckpt" / "last.ckpt"
     deadline = time.time() + 300
     while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert ckpt.is_file() and not (out / "done.json").exists(), "killed mid-run, with a checkpoint"
+    assert ckpt.is_file(), "killed mid-run, with a checkpoint"
+    assert (done.read_bytes() if done.is_file() else None) == before, "a killed run publishes nothing"
 
 
 def upstream(**dirs) -> str:

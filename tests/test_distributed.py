@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import kill_after_checkpoint, run_stage, upstream
+from conftest import ATTEMPT, kill_after_checkpoint, run_stage, upstream
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 from test_grpo_stage import VARIED
@@ -103,7 +103,7 @@ def assert_one_exported_run(stage: str, out, since: float, steps: int) -> dict:
     """The stage's completion: its steps, one MLflow run (rank 0's), its export, no checkpoints left."""
     done = json.loads((out / "done.json").read_text())
     assert done["steps"] == steps
-    assert not (out / "ckpt").exists(), "checkpoints dropped after the export"
+    assert not (out / ATTEMPT).exists(), "the attempt (its checkpoints too) is gone once published"
     if not stage.endswith("_rm"):  # a causal LM any standard client loads
         model = AutoModelForCausalLM.from_pretrained(out / "model")
         assert sum(p.numel() for p in model.parameters()) > 0

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import kill_after_checkpoint, run_stage
+from conftest import ATTEMPT, kill_after_checkpoint, run_stage
 from safetensors.torch import load_file
 
 # The smoke policy writes near-random text that the default rewards score alike: zero advantages, no
@@ -70,7 +70,7 @@ def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
     run_stage("reasoning_rl", *grpo_args(smoke_world, ref), *LONG)
     kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out), *LONG)
-    killed_run = (out / "ckpt" / "run_id").read_text()
+    killed_run = (out / ATTEMPT / "ckpt" / "run_id").read_text()
     rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out), *LONG)
     assert "resuming from" in rerun.stdout + rerun.stderr
     done, ref_done = (json.loads((d / "done.json").read_text()) for d in (out, ref))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
-from conftest import run_stage, upstream
+from conftest import ATTEMPT, kill_after_checkpoint, run_stage, upstream
 
 
 def test_smoke_stages_produce_hf_checkpoints(smoke_world):
@@ -64,21 +65,39 @@ def test_evaluate_writes_metrics_with_spec_and_the_same_bytes_when_run_again(smo
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
-def test_sft_resumes_from_last_checkpoint(smoke_world, tmp_path):
+def outputs(out: Path) -> dict[str, bytes]:
+    """Every published file of a stage's output directory (not Hydra's logs), by relative path."""
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*"))
+            if f.is_file() and not f.relative_to(out).parts[0].startswith((".", "cold_start_sft.log"))}
+
+
+def test_a_failed_or_killed_rerun_keeps_the_good_outputs_and_the_next_resumes(smoke_world, tmp_path):
+    """A stage's outputs change only when an attempt succeeds: a rerun that fails on a corrupt starting
+    model, and one killed after a checkpoint, leave the earlier run's model, metrics and done.json
+    byte for byte; the next rerun resumes from the killed attempt's checkpoint, publishes the same
+    weights as the first run, and leaves no attempt directory behind."""
     out = tmp_path / "sft"
     common = [f"results_dir={smoke_world}", f"io.data_dir={smoke_world}/data", f"io.out_dir={out}",
-              f"io.init_model={smoke_world}/pretrain/model", f"hydra.run.dir={out}", "cold_start_sft.ckpt_every=3"]
-    # the run dies after training (its export path is blocked): its checkpoints stay
-    out.mkdir()
-    (out / "model").write_text("in the way")
-    proc = run_stage("cold_start_sft", *common, check=False)
-    assert proc.returncode != 0 and not (out / "done.json").exists()
-    assert (out / "ckpt" / "last.ckpt").is_file()
-    (out / "model").unlink()
-    proc = run_stage("cold_start_sft", *common)
+              f"hydra.run.dir={out}", "cold_start_sft.max_steps=24", "cold_start_sft.ckpt_every=4"]
+    init = f"io.init_model={smoke_world}/pretrain/model"
+    run_stage("cold_start_sft", *common, init)
+    good = outputs(out)
+    assert {"done.json", "run.json", "model/model.safetensors"} <= set(good)
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(smoke_world / "pretrain" / "model", corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not a checkpoint")
+    proc = run_stage("cold_start_sft", *common, f"io.init_model={corrupt}", check=False)
+    assert proc.returncode != 0 and outputs(out) == good, "a failed rerun leaves the earlier outputs as they were"
+
+    kill_after_checkpoint("cold_start_sft", out, *common, init)
+    assert outputs(out) == good, "a killed rerun leaves the earlier outputs as they were"
+
+    proc = run_stage("cold_start_sft", *common, init)
     assert "resuming from" in proc.stderr + proc.stdout
-    assert json.loads((out / "done.json").read_text())["steps"] == 6
-    assert not (out / "ckpt").exists(), "checkpoints are dropped once the export is done"
+    assert outputs(out)["model/model.safetensors"] == good["model/model.safetensors"], "resumed exactly"
+    assert json.loads((out / "done.json").read_text())["steps"] == 24
+    assert not (out / ATTEMPT).exists(), "published: the attempt and its checkpoints are gone"
 
 
 def assert_failed_cleanly(proc, out, *needles):

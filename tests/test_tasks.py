@@ -14,7 +14,7 @@ from r1flow.world.corpus import (
     make_split,
     pretraining_corpus,
 )
-from r1flow.world.tasks import WORD_RE, cot_response, direct_response, solve_steps, split_region, trainable
+from r1flow.world.tasks import WORD_RE, FilterLog, cot_response, direct_response, solve_steps, split_region, trainable
 from r1flow.world.tokenizer import EOS, build_tokenizer
 
 
@@ -79,6 +79,38 @@ def test_split_regions_are_disjoint_and_rewrites_excluded():
         reasoning, summary = cot_response(r["metadata"]["expression"])
         assert solve_steps(r["metadata"]["expression"])[-1] == r["answer"]
         assert is_correct(r, f"<think>\n{reasoning}\n</think>\n{summary}")
+
+
+def test_the_item_filters_report_what_they_drop_per_split_family_and_reason():
+    cfg = compose(["experiment=smoke"])
+    filters = FilterLog()
+    rows = make_split(cfg.data, "hard", 30, 3, filters)
+    summary = filters.summary()["hard"]
+    assert set(summary) == {"chain_sum", "basic_arithmetic"}
+    for family, c in summary.items():
+        assert c["kept"] == sum(r["family"] == family for r in rows)
+        assert c["drawn"] == c["kept"] + sum(c["dropped"].values())
+    # 4 one-digit terms with "*": reasoning-gym's left-to-right answers, numbers above max_abs and
+    # expressions of the training region are all drawn, and each is counted under its reason
+    assert {"gold_not_by_precedence", "above_max_abs", "other_split"} <= set(summary["basic_arithmetic"]["dropped"])
+    filters.check()  # the smoke world's options all survive their filters
+
+
+@pytest.mark.parametrize("family, params, says", [
+    # parenthesised items have no step-by-step solution: the option would yield none of them
+    ("basic_arithmetic", {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1,
+                          "operators": ["+", "-", "*"], "allow_parentheses": True, "allow_negation": False},
+     "is not a flat expression"),
+    # products of three up-to-2-digit factors: most exceed max_abs (57 %), a third of the kept are 0
+    ("products", {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 2}, "above data.max_abs"),
+])
+def test_an_option_the_filters_drop_is_a_config_error_naming_it(family, params, says):
+    cfg = compose(["experiment=smoke", f"data.families=[{{name: {family}, weight: 1.0, params: {{}}}}]"])
+    cfg.data.families[0].params = params
+    filters = FilterLog()
+    make_split(cfg.data, "train", 16, 1, filters)
+    with pytest.raises(ValueError, match=rf"data.families: {family}.params: .*{says}"):
+        filters.check()
 
 
 def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():

@@ -66,12 +66,14 @@ class StageRun:
         out_dir: str | os.PathLike[str],
         tracking_uri: str,
         upstream_run_ids: Sequence[str] = (),
+        work_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._run_id = run_id
         self._experiment_id = experiment_id
         self._experiment = experiment
         self._stage = stage
         self._out_dir = Path(out_dir)
+        self._work_dir = Path(work_dir) if work_dir is not None else self._out_dir
         self._tracking_uri = tracking_uri
         self._upstream_run_ids = list(upstream_run_ids)
         self._client = MlflowClient(tracking_uri=tracking_uri)
@@ -177,7 +179,7 @@ class StageRun:
         ``mlflow.data.context=<context>``, ``r1.digest=<full digest>``, ``r1.path``) and
         added to the run record's ``datasets``.
         """
-        abs_path = str(Path(path).resolve())
+        abs_path = str(self._published(path))
         dataset = DigestedDataset(
             source=local_dataset_source(abs_path),
             name=name,
@@ -204,9 +206,9 @@ class StageRun:
         the run record. Returns the model id. A stage produces one model: calling this again
         replaces the model in the run record (both stay outputs of the run).
         """
-        path = Path(model_dir).resolve()
-        if not path.is_dir():
-            raise TrackingError(f"Cannot log model {name!r}: {path} is not a directory")
+        if not Path(model_dir).is_dir():
+            raise TrackingError(f"Cannot log model {name!r}: {Path(model_dir).resolve()} is not a directory")
+        path = self._published(model_dir)
         model = mlflow.create_external_model(
             name=logged_model_name(name),
             source_run_id=self._run_id,
@@ -257,10 +259,20 @@ class StageRun:
 
     # -- run record ---------------------------------------------------------------------------
 
+    def _published(self, path: str | os.PathLike[str]) -> Path:
+        """Where ``path`` will be once the stage's outputs are published: a file of the work
+        directory is recorded at its place in the output directory."""
+        path = Path(path).resolve()
+        try:
+            return self._out_dir.resolve() / path.relative_to(self._work_dir.resolve())
+        except ValueError:  # not an output of this stage (an input, say)
+            return path
+
     def write_record(self) -> Path:
-        """Atomically write ``<out_dir>/run.json``; :func:`stage_run` calls it on success."""
+        """Atomically write ``run.json`` into the work directory (published with the outputs);
+        :func:`stage_run` calls it on success."""
         return write_run_record(
-            self._out_dir,
+            self._work_dir,
             {
                 "run_id": self._run_id,
                 "experiment_id": self._experiment_id,

@@ -81,7 +81,7 @@ def _resumable(client: MlflowClient, run_id: str | None, experiment_id: str, sta
     return run_id
 
 
-def _start_run(stage: str, experiment: str, uri: str, out_dir, run_name: str | None, system_metrics: bool,
+def _start_run(stage: str, experiment: str, uri: str, dirs: tuple, run_name: str | None, system_metrics: bool,
                upstream: list[dict[str, Any]], tags: dict[str, str | None], resume: str | None = None) -> StageRun:
     """Start the stage's MLflow run with its tags (``tags`` with a None value are left out), or
     reopen run ``resume`` when it is this stage's unfinished run."""
@@ -102,7 +102,7 @@ def _start_run(stage: str, experiment: str, uri: str, out_dir, run_name: str | N
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or stage, tags=run_tags,
                                   log_system_metrics=system_metrics)
     return StageRun(run_id=active.info.run_id, experiment_id=experiment_id, experiment=experiment, stage=stage,
-                    out_dir=out_dir, tracking_uri=uri, upstream_run_ids=upstream_run_ids)
+                    out_dir=dirs[0], work_dir=dirs[1], tracking_uri=uri, upstream_run_ids=upstream_run_ids)
 
 
 @contextmanager
@@ -114,6 +114,7 @@ def stage_run(
     code_digest: str,
     upstream_dirs: Sequence[str | os.PathLike[str]] = (),
     out_dir: str | os.PathLike[str] = ".",
+    work_dir: str | os.PathLike[str] | None = None,
     run_name: str | None = None,
     nested_parent: str | None = None,
     system_metrics: bool = True,
@@ -128,19 +129,17 @@ def stage_run(
     naming the file): their run ids become tag ``r1.upstream_run_ids`` and their models the run's
     input models. The run nests under ``nested_parent`` (default ``$R1FLOW_PIPELINE_RUN_ID``).
     ``resume_run_id``: an interrupted attempt's run, reopened if it is this stage's and unfinished.
-    Yields the :class:`StageRun`. On normal exit the run record is written to ``out_dir`` and the
-    run ends FINISHED; on an exception it ends FAILED (KILLED on Ctrl-C) and no record is written.
-    """
+    ``work_dir``: where the stage writes until its outputs move to ``out_dir`` (recorded paths name
+    their places there). Yields the :class:`StageRun`. On normal exit the run record is written to
+    ``work_dir``, the run ends FINISHED; on an exception FAILED (KILLED on Ctrl-C), with no record."""
     quiet_mlflow_logging()
     uri = activate_tracking_uri()
     upstream = _upstream_records(upstream_dirs, uri)
     if mlflow.active_run() is not None:
-        raise TrackingError(
-            f"Cannot start stage run {stage!r}: run {mlflow.active_run().info.run_id} is "
-            "already active in this process."
-        )
+        raise TrackingError(f"Cannot start stage run {stage!r}: run {mlflow.active_run().info.run_id} is "
+                            "already active in this process.")
     parent = nested_parent or os.environ.get(PIPELINE_RUN_ENV) or None
-    run = _start_run(stage, experiment, uri, out_dir, run_name, system_metrics, upstream,
+    run = _start_run(stage, experiment, uri, (out_dir, work_dir or out_dir), run_name, system_metrics, upstream,
                      {TAG_CONFIG_DIGEST: config_digest, TAG_CODE_DIGEST: code_digest, TAG_PARENT_RUN_ID: parent},
                      resume=resume_run_id)
     try:

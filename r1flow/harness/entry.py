@@ -12,8 +12,10 @@ A stage module is thin::
 work), validates it before any compute, finds the stage's node in the stage table (r1flow/dag.py)
 — its starting model, its upstream outputs, its output directory — unless Snakemake passed them,
 checks that the MLflow server answers, opens the stage's MLflow run (tags, config, upstream
-lineage), runs the stage, and writes ``done.json`` in the output directory last: a crashed stage
-never leaves a completion file behind.
+lineage), and runs the stage in an attempt directory (r1flow/harness/outputs.py). Only when it has
+succeeded are its outputs moved into the output directory and ``done.json`` written, last: a failed
+or killed stage never leaves half-written outputs nor a completion file, and (outside Snakemake,
+which manages its rules' outputs itself) it leaves the previous good outputs in place.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from r1flow.harness.checkpoints import interrupted_run
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import DataError, write_json
 from r1flow.harness.model_source import check_model_source
+from r1flow.harness.outputs import ATTEMPT, attempt_dir, publish
 
 log = logging.getLogger("r1flow")
 DONE = "done.json"
@@ -52,7 +55,7 @@ class StageContext:
 
     cfg: DictConfig
     stage: str
-    out_dir: Path
+    out_dir: Path  # where the stage writes: its attempt directory, published into io.out_dir on success
     run: tracking.StageRun
     config_digest: str
     init: str | None = None  # the model it starts from (an evaluation: the model it evaluates)
@@ -154,28 +157,29 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     else:
         out_dir = Path(dag.dir(node.key))
     out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / ATTEMPT  # what the stage writes into (the ranks > 0 too)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     view = dag.view(node)
-    ctx = StageContext(cfg=cfg, stage=stage, out_dir=out_dir, run=_NonZeroRankRun(), config_digest=digest(view),
+    ctx = StageContext(cfg=cfg, stage=stage, out_dir=work, run=_NonZeroRankRun(), config_digest=digest(view),
                        init=init, upstream=upstream, label=node.label,
                        home=Path(dag.dir(node.key)))
     if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
         fn(ctx)
         return {}
     if init and cfg.io.part not in (Part.shards, Part.merge):  # (a curation's prompt split and merge load none)
-        check_model_source(init)  # a missing model fails here, before the outputs of an earlier run are touched
+        check_model_source(init)  # a missing model fails here, before any compute
     tracking.check_tracking_server()
-    (out_dir / DONE).unlink(missing_ok=True)
+    attempt_dir(out_dir)  # (an earlier attempt's checkpoints stay: they may be resumed from)
     t0 = time.time()
     with tracking.stage_run(
         stage=stage, experiment=cfg.name, config=plain(cfg), config_digest=ctx.config_digest,
-        code_digest=code_digest(code_module), upstream_dirs=lineage, out_dir=str(out_dir),
+        code_digest=code_digest(code_module), upstream_dirs=lineage, out_dir=str(out_dir), work_dir=str(work),
         run_name=f"{stage}[{','.join(trial)}]" if trial else (cfg.io.label and f"{stage}:{cfg.io.label}")
         or (cfg.student and f"{stage}:student-{cfg.student}"),
         param_sections=[k.split(".")[0] for k in view if k not in ("name", "seed")],
-        resume_run_id=interrupted_run(out_dir, ctx.config_digest),  # its curves go on in the same run
+        resume_run_id=interrupted_run(work, ctx.config_digest),  # its curves go on in the same run
     ) as run:
         ctx.run = run
         if init and node.init is None and init in {dag.external(s) for s in (None, *cfg.students)}:  # an external base
@@ -183,6 +187,8 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         summary = fn(ctx) or {}
         run.log_metrics({"stage/wall_s": time.time() - t0})
     summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), **summary}
+    (out_dir / DONE).unlink(missing_ok=True)
+    publish(work, out_dir)
     write_json(out_dir / DONE, summary)
     log.info("%s done in %.1f s -> %s", stage, summary["wall_s"], out_dir)
     return summary

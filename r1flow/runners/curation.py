@@ -37,15 +37,16 @@ log = logging.getLogger("r1flow.curation")
 SHARDS, SAMPLES, OUTPUT = "shards", "samples", "reasoning_sft.jsonl"
 
 
-def write_shards(ctx: StageContext, root: Path) -> list[Path]:
+def write_shards(ctx: StageContext, out: Path) -> list[Path]:
+    """Split the training prompts into shards ``out/prompts_<i>.jsonl``."""
     items = read_jsonl(ctx.data_dir / "train.jsonl", required=ITEM_KEYS)
     rs = ctx.cfg[ctx.stage]
     if rs.max_prompts:
         items = items[: rs.max_prompts]
-    (root / SHARDS).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, start in enumerate(range(0, len(items), rs.shard_size)):
-        paths.append(root / SHARDS / f"prompts_{i:03d}.jsonl")
+        paths.append(out / f"prompts_{i:03d}.jsonl")
         write_jsonl(paths[-1], items[start : start + rs.shard_size])
     return paths
 
@@ -62,8 +63,8 @@ def load_sampler(ctx: StageContext):
     return tok, sampler_of(ctx, cfg[ctx.stage].rollout, tok, progress=True)
 
 
-def sample_shard(ctx: StageContext, shard: Path, root: Path, sampler=None) -> dict:
-    """Sample, verify and curate one shard; write its kept rows and report under samples/<i>/.
+def sample_shard(ctx: StageContext, shard: Path, out: Path, sampler=None) -> dict:
+    """Sample, verify and curate one shard; write its kept rows and report into ``out``.
     ``sampler``: a loaded (tokenizer, generator), so one process sampling every shard loads once."""
     section = ctx.stage
     rs = ctx.cfg[section]
@@ -78,7 +79,6 @@ def sample_shard(ctx: StageContext, shard: Path, root: Path, sampler=None) -> di
     kept_ids = {id(s) for s in kept}
     report["lengths"] = {"kept": [s["length"] for s in kept],
                          "dropped": [s["length"] for s in samples if id(s) not in kept_ids]}
-    out = root / SAMPLES / shard_name(shard)
     prefill = think_prefill(tok)
     write_jsonl(out / "kept.jsonl", [sft_row(s, prefill) for s in kept])
     write_json(out / "report.json", report)
@@ -121,17 +121,17 @@ def merge(ctx: StageContext, root: Path) -> dict:
 
 def run_curation(ctx: StageContext) -> dict:
     """The part ``io.part`` of the curation stage (see the module docstring)."""
-    part = ctx.cfg.io.part
-    root = ctx.home if part != "all" else Path(ctx.out_dir)
-    if part == "shards":
-        return {"shards": len(write_shards(ctx, root))}
+    part, out = ctx.cfg.io.part, Path(ctx.out_dir)
+    if part == "shards":  # (each part writes its own directory; the merge reads theirs under the stage's)
+        return {"shards": len(write_shards(ctx, out))}
     if part == "sample":
         if not ctx.cfg.io.shard:
             raise ValueError("config error: io.shard: io.part=sample needs the shard file to sample")
-        report = sample_shard(ctx, Path(ctx.cfg.io.shard), root)
+        report = sample_shard(ctx, Path(ctx.cfg.io.shard), out)
         return {"kept": report["kept"], "sampled": report["sampled"]}
     if part == "all":
         sampler = load_sampler(ctx)
-        for shard in write_shards(ctx, root):
-            sample_shard(ctx, shard, root, sampler)
-    return merge(ctx, root)
+        for shard in write_shards(ctx, out / SHARDS):
+            sample_shard(ctx, shard, out / SAMPLES / shard_name(shard), sampler)
+        return merge(ctx, out)
+    return merge(ctx, ctx.home)

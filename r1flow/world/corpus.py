@@ -17,6 +17,7 @@ from r1flow.sampling.prompts import user_content
 from r1flow.world.preferences import refusal_response
 from r1flow.world.tasks import (
     FamilySpec,
+    FilterLog,
     cot_response,
     direct_response,
     generate_general_items,
@@ -65,8 +66,9 @@ def _counts(specs: list[FamilySpec], n: int) -> list[int]:
     return counts
 
 
-def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[dict]:
-    """``n`` items mixed across families by weight. ``split``: train | heldout | hard."""
+def make_split(data: DataConfig, split: str, n: int, seed_offset: int, filters: FilterLog | None = None) -> list[dict]:
+    """``n`` items mixed across families by weight. ``split``: train | heldout | hard. ``filters``
+    (if given) counts what the item filters kept and dropped."""
     specs = family_specs(data)
     rows: list[dict] = []
     for spec, count in zip(specs, _counts(specs, n)):
@@ -74,7 +76,8 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[d
         region = "train" if split == "train" else "heldout"
         key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
         seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
-        rows += list(generate_items(spec, params, region, count, seed, data.heldout_permille, data.max_abs))
+        counts = filters.of(split, spec.name) if filters is not None else None
+        rows += list(generate_items(spec, params, region, count, seed, data.heldout_permille, data.max_abs, counts))
     for r in rows:
         r["split"] = split
     random.Random(data.seed + seed_offset).shuffle(rows)

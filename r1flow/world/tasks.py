@@ -17,7 +17,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import reasoning_gym
 
@@ -68,9 +68,9 @@ def num_terms(expr: str) -> int:
     return (len(expr.split()) + 1) // 2
 
 
-def max_abs_value(expr: str) -> int:
-    """Largest absolute number that appears anywhere in the solution of ``expr``."""
-    return max(abs(int(n)) for step in solve_steps(expr) for n in step.split()[::2])
+def max_abs_value(steps: list[str]) -> int:
+    """Largest absolute number that appears anywhere in a solution (its ``solve_steps``)."""
+    return max(abs(int(n)) for step in steps for n in step.split()[::2])
 
 
 def split_region(expr: str, heldout_permille: int) -> str:
@@ -135,33 +135,80 @@ def _draw(name: str, params: dict, split: str, n: int, seed: int) -> Iterator[di
         yield from ds
 
 
+# Why an item drawn from reasoning-gym is not kept. The first two come from the family's params or
+# data.max_abs, and are checked (FilterLog.check): when one of them drops at least its share of the
+# items it sees, a configured option is (nearly) filtered away. Every non-flat item is dropped, and
+# the defaults draw none, so a few percent already means an option the solver cannot serve; numbers
+# above data.max_abs are dropped in ordinary configs too (6-9 % of 3-4 one-digit terms with "*").
+NOT_FLAT = "not_flat"  # not a flat binary expression (parentheses, negation): no step-by-step solution
+TOO_LARGE = "above_max_abs"  # a number in its solution exceeds data.max_abs
+GOLD = "gold_not_by_precedence"  # reasoning-gym's answer is not the value by precedence (left to right)
+DUPLICATE = "duplicate"  # an expression (question) already drawn
+OTHER_SPLIT = "other_split"  # its hash puts it (or, for training, one of its rewrites) in the other split
+FILTER_ORDER = (DUPLICATE, NOT_FLAT, TOO_LARGE, GOLD, OTHER_SPLIT)  # as _dropped applies them
+OPTION_FILTERS = {  # reason -> (share of the items it sees that is an error, what the user reads)
+    NOT_FLAT: (0.05, "is not a flat expression our step-by-step solver rewrites (parentheses or a negation): "
+                     "drop the option that makes them"),
+    TOO_LARGE: (0.5, "has a number above data.max_abs in its solution, so the kept items are the small ones: "
+                     "lower the family's digits or terms, or raise data.max_abs"),
+}
+
+
+@dataclass
+class FilterLog:
+    """What the item filters kept and dropped, per split and family, and why (the reasons above)."""
+
+    counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
+
+    def of(self, split: str, family: str) -> Counter:
+        return self.counts.setdefault((split, family), Counter())
+
+    def summary(self) -> dict:
+        """{split: {family: {drawn, kept, dropped: {reason: n}}}} (written as data/filters.json)."""
+        out: dict = {}
+        for (split, family), c in sorted(self.counts.items()):
+            dropped = {k: v for k, v in sorted(c.items()) if k != "kept"}
+            out.setdefault(split, {})[family] = {"drawn": sum(c.values()), "kept": c["kept"], "dropped": dropped}
+        return out
+
+    def check(self) -> None:
+        """A family whose items are mostly dropped by a filter of its own params (or data.max_abs) is
+        an error naming them: the option it was configured for is (nearly) filtered away. A filter's
+        share counts the items it saw (those the filters before it let through)."""
+        for (split, family), c in sorted(self.counts.items()):
+            seen = sum(c.values())
+            for reason in FILTER_ORDER:
+                limit, why = OPTION_FILTERS.get(reason, (None, ""))
+                if limit is not None and seen and c[reason] >= limit * seen:
+                    params = "hard_params" if split == "hard" else "params"
+                    raise ValueError(
+                        f"config error: data.families: {family}.{params}: {c[reason]} of the {seen} items "
+                        f"the {reason} filter saw for the {split} split ({c[reason] / seen:.0%}) were dropped "
+                        f"because each {why}; {c['kept']} kept (all of this family's counts: {dict(c)})")
+                seen -= c[reason]
+
+
 def generate_items(
-    spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int
+    spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int,
+    counts: Counter | None = None,
 ) -> Iterator[dict]:
-    """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym."""
+    """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym; ``counts``
+    (if given) counts the kept items and each dropped one under its reason."""
+    counts = Counter() if counts is None else counts
     if n <= 0:
         return
     if not has_solver(spec.name, params):
-        yield from generate_unsolved_items(spec, params, split, n, seed, heldout_permille)
+        yield from generate_unsolved_items(spec, params, split, n, seed, heldout_permille, counts)
         return
     seen: set[str] = set()
     for entry in _draw(spec.name, params, split, n, seed):
         expr = entry["metadata"]["expression"]
-        try:
-            if expr in seen or max_abs_value(expr) > max_abs:
-                continue
-            # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left
-            # to right ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
-            if solve_steps(expr)[-1] != str(entry["answer"]):
-                continue
-        except ValueError:
-            continue
-        if split == "heldout":
-            if split_region(expr, heldout_permille) != "heldout":
-                continue
-        elif not trainable(expr, heldout_permille):
+        reason = _dropped(entry, expr, seen, split, heldout_permille, max_abs)
+        if reason:
+            counts[reason] += 1
             continue
         seen.add(expr)
+        counts["kept"] += 1
         metadata = {k: v for k, v in entry["metadata"].items() if k in ("expression", "num_terms", "num_digits")}
         yield {
             "id": f"{spec.name}-{split}-{hashlib.sha1(expr.encode()).hexdigest()[:12]}",
@@ -172,6 +219,25 @@ def generate_items(
         }
         if len(seen) >= n:
             return
+
+
+def _dropped(entry: dict, expr: str, seen: set[str], split: str, heldout_permille: int, max_abs: int) -> str | None:
+    """Why a drawn item of a solver family is not kept (one of the reasons above), or None."""
+    if expr in seen:
+        return DUPLICATE
+    try:
+        steps = solve_steps(expr)
+    except ValueError:
+        return NOT_FLAT
+    if max_abs_value(steps) > max_abs:
+        return TOO_LARGE
+    # reasoning-gym's basic_arithmetic without parentheses computes its gold answer left to right
+    # ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
+    if steps[-1] != str(entry["answer"]):
+        return GOLD
+    if split == "heldout":
+        return None if split_region(expr, heldout_permille) == "heldout" else OTHER_SPLIT
+    return None if trainable(expr, heldout_permille) else OTHER_SPLIT
 
 
 def json_metadata(metadata: dict) -> dict:
@@ -187,15 +253,17 @@ def json_metadata(metadata: dict) -> dict:
 
 
 def generate_unsolved_items(spec: FamilySpec, params: dict, split: str, n: int, seed: int,
-                            heldout_permille: int) -> Iterator[dict]:
+                            heldout_permille: int, counts: Counter) -> Iterator[dict]:
     """Items of a family our solver cannot rewrite (gsm_symbolic, word problems, puzzles): split by a
     hash of the question, graded by the family's own scorer, with no scripted cold-start trace."""
     seen: set[str] = set()
     for entry in _draw(spec.name, params, split, n, seed):
         q = entry["question"]
         if q in seen or general_region(q, heldout_permille) != split:
+            counts[DUPLICATE if q in seen else OTHER_SPLIT] += 1
             continue
         seen.add(q)
+        counts["kept"] += 1
         yield {"id": f"{spec.name}-{split}-{hashlib.sha1(q.encode()).hexdigest()[:12]}", "family": spec.name,
                "question": q, "answer": str(entry["answer"]), "metadata": json_metadata(entry["metadata"])}
         if len(seen) >= n:
