@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,6 +27,12 @@ from r1flow.config import ConfigError, config_view, student_checkpoint, with_stu
 BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_or_path (init=pretrained)
 DATA = "data"
 MODEL = "model"  # the output directory of a stage's Hugging Face checkpoint
+SHARD_FILE = "prompts_{}.jsonl"  # a curation stage's prompt shard <i>, under its part directory shards/
+
+
+def shard_name(path: str | Path) -> str:
+    """The name ``<i>`` of prompt shard file ``.../prompts_<i>.jsonl`` (its samples' directory)."""
+    return Path(path).stem.removeprefix(SHARD_FILE.split("{")[0])
 
 
 class Kind(StrEnum):
@@ -255,8 +262,12 @@ class DAG:
         raise ConfigError("model.init", f"with model.init={self.cfg.model.init} the DAG has no {stage} stage "
                                         "(a pretrained base model is model.name_or_path)")
 
-    def dir(self, key: str) -> str:
-        return f"{self.results}/{key}"
+    def dir(self, key: str, part: str = "all", shard: str | None = None) -> str:
+        """Node ``key``'s output directory; for a curation stage's ``part`` (r1flow/config/knobs.py:
+        Part) the part's: ``shards/`` for the prompt shards, ``samples/<shard>/`` for one shard's
+        samples (``shard``: its name, ``<i>`` of ``prompts_<i>.jsonl``)."""
+        home = f"{self.results}/{key}"
+        return {"shards": f"{home}/shards", "sample": f"{home}/samples/{shard}"}.get(part, home)
 
     def model(self, key: str | None, student: str | None = None) -> str:
         """The checkpoint of node ``key``; None: the teacher's or ``student``'s external base model."""

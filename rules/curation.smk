@@ -3,6 +3,8 @@
 # reasoning-RL model, distill_data the final model). The prompts are split into shards by a
 # checkpoint, each shard is sampled by a job of its own, and a merge curates their union.
 
+from r1flow.dag import SHARD_FILE
+
 R = J.curation("shards")
 
 
@@ -24,8 +26,8 @@ checkpoint sample_shards:
 def sampled_shards(wildcards):
     """Every shard the checkpoint wrote (known only once it has run)."""
     shards = checkpoints.sample_shards.get(curation=wildcards.curation).output[0]
-    ids = glob_wildcards(os.path.join(shards, "prompts_{shard}.jsonl")).shard
-    return expand(f"{J.res}/{wildcards.curation}/samples/{{shard}}/done.json", shard=sorted(ids))
+    ids = glob_wildcards(os.path.join(shards, SHARD_FILE.format("{shard}"))).shard
+    return [f"{J.dag.dir(wildcards.curation, 'sample', shard)}/done.json" for shard in sorted(ids)]
 
 
 job_rule("sample", J.curation("sample"), "One shard of a curation stage, sampled, verified and filtered.")

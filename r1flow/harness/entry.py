@@ -38,7 +38,7 @@ from omegaconf import DictConfig
 import tracking
 from r1flow.config import CONF_DIR, digest, plain, validate, with_student
 from r1flow.config.knobs import Part
-from r1flow.dag import BY_NAME, DAG, DATA, Node
+from r1flow.dag import BY_NAME, DAG, DATA, Node, shard_name
 from r1flow.harness.checkpoints import interrupted_run
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import DataError, write_json
@@ -154,8 +154,8 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         out_dir = Path(cfg.io.out_dir)
     elif trial is not None:  # each sweep trial writes into its own Hydra sweep directory
         out_dir = Path(HydraConfig.get().runtime.output_dir)
-    else:
-        out_dir = Path(dag.dir(node.key))
+    else:  # the DAG's (a curation stage's part: the part's, as its Snakemake job)
+        out_dir = Path(dag.dir(node.key, cfg.io.part, shard_name(cfg.io.shard) if cfg.io.shard else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ATTEMPT  # what the stage writes into (the ranks > 0 too)
     if cfg.trainer.num_threads > 0:

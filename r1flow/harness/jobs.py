@@ -26,7 +26,7 @@ from snakemake.io import directory, report
 
 from r1flow.config import compose, validate
 from r1flow.config.checks import TRAINING_CLASSES, ranks_per_node
-from r1flow.dag import BY_NAME, DAG, DATA, MODEL, Kind, Node, Stage
+from r1flow.dag import BY_NAME, DAG, DATA, MODEL, SHARD_FILE, Kind, Node, Stage
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import write_json
 from r1flow.sampling.rewards import check_rewards
@@ -209,18 +209,18 @@ class Jobs:
             return self.dag.node(wc.curation)
 
         def shard(wc) -> str:
-            return f"{self.res}/{wc.curation}/shards/prompts_{wc.shard}.jsonl"
+            return f"{self.dag.dir(wc.curation, 'shards')}/{SHARD_FILE.format(wc.shard)}"
 
         if part == "shards":
             return self._rule(stage, "{curation}/shards", find, part=part, args=lambda wc: {
-                "out": f"{self.res}/{wc.curation}/shards", "upstream": {DATA: self.dag.dir(DATA)}, "with_init": False,
+                "out": self.dag.dir(wc.curation, part), "upstream": {DATA: self.dag.dir(DATA)}, "with_init": False,
                 "io.part": part},
                 inputs=lambda wc: {"cfg": self.views[wc.curation], DATA: f"{self.dag.dir(DATA)}/{DONE}"},
-                outputs={"shards": directory(f"{self.res}/{{curation}}/shards")}, wildcards=wildcards)
+                outputs={"shards": directory(self.dag.dir("{curation}", part))}, wildcards=wildcards)
         if part == "sample":
-            base = f"{self.res}/{{curation}}/samples/{{shard}}"
+            base = self.dag.dir("{curation}", part, "{shard}")
             return self._rule(stage, "{curation}/samples/{shard}", find, part=part, args=lambda wc: {
-                "out": f"{self.res}/{wc.curation}/samples/{wc.shard}", "io.part": part, "io.shard": shard(wc),
+                "out": self.dag.dir(wc.curation, part, wc.shard), "io.part": part, "io.shard": shard(wc),
                 "io.label": f"shard{wc.shard}"}, inputs=lambda wc: {**self.inputs(find(wc)), "shard": shard(wc)},
                 outputs={"kept": f"{base}/kept.jsonl", "report": f"{base}/report.json", "done": f"{base}/{DONE}"},
                 wildcards=wildcards)

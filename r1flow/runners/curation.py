@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from r1flow.dag import SHARD_FILE, shard_name
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_json, read_jsonl, write_json, write_jsonl
 from r1flow.harness.models import load_tokenizer, sampler_of
@@ -46,13 +47,9 @@ def write_shards(ctx: StageContext, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, start in enumerate(range(0, len(items), rs.shard_size)):
-        paths.append(out / f"prompts_{i:03d}.jsonl")
+        paths.append(out / SHARD_FILE.format(f"{i:03d}"))
         write_jsonl(paths[-1], items[start : start + rs.shard_size])
     return paths
-
-
-def shard_name(path: Path) -> str:
-    return path.stem.removeprefix("prompts_")
 
 
 def load_sampler(ctx: StageContext):
@@ -86,7 +83,7 @@ def sample_shard(ctx: StageContext, shard: Path, out: Path, sampler=None) -> dic
 
 
 def merge(ctx: StageContext, root: Path) -> dict:
-    shards = sorted((root / SHARDS).glob("prompts_*.jsonl"))
+    shards = sorted((root / SHARDS).glob(SHARD_FILE.format("*")))
     if not shards:
         raise FileNotFoundError(f"no prompt shards in {root / SHARDS} (run io.part=shards first)")
     missing = [s for s in shards if not (root / SAMPLES / shard_name(s) / "report.json").is_file()]

@@ -42,6 +42,23 @@ class RandomStates(Callback):
         np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))
 
 
+class StepCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint every ``every_n_train_steps``, written once its step is over: when the
+    step also validates, after the validation (Lightning's own deferred save, as for a monitored
+    metric), so that a kill right after the write loses none of the step's validation metrics (the
+    resumed run starts at the next step). Our callbacks log before this one runs; Lightning logs the
+    step's training metrics right after the callbacks, a single logger call that a kill at that
+    instant could still lose (no callback hook comes later without the next batch already drawn)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        due = self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0
+        loop = trainer.fit_loop
+        if due and loop.epoch_loop._should_check_val_fx(loop._data_fetcher):  # Lightning's "validate now?"
+            self._defer_save_until_validation = True  # written by on_validation_end
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
 def build_trainer(
     tcfg: TrainerConfig,
     out_dir: Path,
@@ -56,11 +73,12 @@ def build_trainer(
     """A Trainer that checkpoints to ``out_dir/ckpt`` (``last.ckpt`` for resume) and logs to MLflow."""
     cbs = [*(callbacks or []), RandomStates()]
     cbs.append(
-        ModelCheckpoint(
+        StepCheckpoint(
             dirpath=str(out_dir / "ckpt"),
             save_last=True,
             save_top_k=0,
             every_n_train_steps=max(1, ckpt_every) if ckpt_every else None,
+            save_on_train_epoch_end=False,  # step-based only (its deferred saves happen at validation end)
         )
     )
     if tcfg.enable_progress_bar:
