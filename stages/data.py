@@ -105,8 +105,9 @@ def world_files(data, out: Path, scratch: bool) -> dict:
     the items drawn, kept and dropped by each filter), its cold start, its general data."""
     filters = FilterLog()
     splits, cold_items = reasoning_splits(data, filters)
-    write_json(out / "filters.json", filters.summary())
-    for split, families in filters.summary().items():
+    summary = filters.summary()
+    write_json(out / "filters.json", summary)
+    for split, families in summary.items():
         log.info("%s: %s", split, "; ".join(f"{f} kept {c['kept']} of {c['drawn']} drawn, dropped {c['dropped']}"
                                             for f, c in families.items()))
     prefs = general_splits(data, splits) if data.general_families else {}

@@ -1,7 +1,8 @@
 """A training stage's checkpoint directory, ``<out_dir>/ckpt``: Lightning's ``last.ckpt`` (for
 resume), the digest of the config that wrote it, and the MLflow run its training logs to. A rerun
 with the same config resumes from it and continues that run; a rerun with another config starts
-afresh; a successful export drops the directory."""
+afresh. It lives in the stage's attempt directory, which a successful stage removes once it has
+published its outputs (r1flow/harness/outputs.py)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,3 @@ def interrupted_run(out_dir: Path, config_digest: str) -> str | None:
             and run_id.is_file():
         return run_id.read_text().strip()
     return None
-
-
-def drop_checkpoints(out_dir: Path) -> None:
-    """After a successful export the training checkpoints have served their purpose (resume)."""
-    shutil.rmtree(Path(out_dir) / "ckpt", ignore_errors=True)

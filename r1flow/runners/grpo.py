@@ -13,7 +13,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from r1flow.dag import BY_NAME, Kind
-from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
+from r1flow.harness.checkpoints import last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -111,7 +111,6 @@ def run_grpo(ctx: StageContext) -> dict:
     out = Path(ctx.out_dir)
     model_dir = export_hf(module.model, tok, out / "model", weights)
     ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={"steps": str(trainer.global_step)})
-    drop_checkpoints(out)
     title = f"{ctx.stage} ({cfg.name}{', student ' + cfg.student if cfg.student else ''})"
     plot_rl_curves({ctx.stage: module.history}, out / "curves.png", title=title)
     ctx.run.log_artifact(str(out / "curves.png"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
+from r1flow.harness.checkpoints import last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -65,5 +65,4 @@ def run_reward_model(ctx: StageContext) -> dict:
     model_dir = export_hf(module.model, tok, out / "model", weights)
     ctx.run.log_hf_model(str(model_dir), name=ctx.model_name, params={
         "parameters": str(count_parameters(model)), "mode": str(rm.mode), "target": str(rm.target)})
-    drop_checkpoints(out)
     return {"steps": trainer.global_step, "final_metrics": final, "heldout": acc, "objective": acc["accuracy"]}

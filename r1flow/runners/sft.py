@@ -12,7 +12,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from r1flow.dag import BY_NAME, Kind
-from r1flow.harness.checkpoints import drop_checkpoints, last_checkpoint
+from r1flow.harness.checkpoints import last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import DataError, file_digest, read_jsonl
 from r1flow.harness.models import count_parameters, export_hf, full_state_dict, load_model, load_tokenizer
@@ -71,7 +71,6 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
         model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model", weights)
         ctx.run.log_hf_model(str(model_dir), name=ctx.model_name,
                              params={"parameters": str(count_parameters(model)), "steps": str(trainer.global_step)})
-        drop_checkpoints(ctx.out_dir)
     return {"steps": trainer.global_step, "final_metrics": final}
 
 
