@@ -28,6 +28,12 @@ BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_
 DATA = "data"
 MODEL = "model"  # the output directory of a stage's Hugging Face checkpoint
 SHARD_FILE = "prompts_{}.jsonl"  # a curation stage's prompt shard <i>, under its part directory shards/
+# the embedded world's tokenizer, as save_pretrained writes it (the pretrain stage reads it)
+TOKENIZER_FILES = ("tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json", "tokenizer/chat_template.jinja")
+# all-scenario RL's non-reasoning prompts (training, then its in-training checks'): data file -> MLflow
+# dataset context
+GENERAL_FILES = {"general_train": "train", "safety_train": "train", "general_validation": "validation",
+                 "safety_validation": "validation"}
 
 
 def shard_name(path: str | Path) -> str:
@@ -67,8 +73,9 @@ class Stage:
     phase: str  # the recipe phase it belongs to: rules/<phase>.smk
     paper: str  # where the paper describes it
     init: str | None = None  # its model comes from: BASE, a stage, or the config key naming one (has a '.')
-    reads: tuple[str, ...] = ()  # other upstream stages whose outputs it reads (all stages read data)
-    outputs: tuple[str, ...] = ()  # what its rule declares besides done.json; "model" is a directory
+    reads: tuple[str, ...] = ()  # other upstream stages whose outputs it reads (the data files: DAG.data_files)
+    outputs: tuple[str, ...] = ()  # what its rule declares besides done.json; "model" is a directory (the
+    # data stage's: the files its readers read, DAG.data_files)
     plots: str | None = None  # report category of its .png/.md outputs (snakemake --report)
     evaluated: Eval | None = None
     view: tuple[str, ...] = ()  # config sections its outputs depend on, besides its own section
@@ -98,7 +105,6 @@ RL_PLOTS, LM = "RL curves", (MODEL,)
 
 STAGES: tuple[Stage, ...] = (
     Stage("data", Kind.data, "common", "§2.2.2, §2.3.1 (prompts, cold-start data)", resources="light",
-          outputs=("train.jsonl", "heldout.jsonl", "hard.jsonl", "cold_start.jsonl"),
           view=("model.init", "model.name_or_path"), critical=True),
     Stage("pretrain", Kind.pretrain, "reasoning", "the base model (the paper's is DeepSeek-V3-Base)",
           outputs=LM, evaluated=Eval("base", "base_{student}"), view=TRAIN, students="all", critical=True,
@@ -282,6 +288,33 @@ class DAG:
                            None)
             return self.model(None, student) if node.label == BASE or student else None
         return None
+
+    def data_files(self, node: Node, part: str = "all") -> dict[str, str]:
+        """What ``node`` (a curation stage: its ``part``) reads of the data: name -> path, the data
+        stage's files under ``io.data_dir`` (name ``train``: ``train.jsonl``) or a reward model's
+        configured pairs. Its rule takes them as inputs and the data rule declares those under
+        ``io.data_dir`` as its outputs, so that editing one reruns the stages that read it and no
+        other (Snakemake compares the content of files up to 1 MB, the modification time of larger
+        ones); the stage opens them with ``StageContext.data_file``."""
+        cfg = with_student(self.cfg, node.student)
+        stage, sec = node.stage, cfg.get(node.stage.name)
+        names: list[str] = []
+        if stage.kind is Kind.pretrain:
+            names = [*TOKENIZER_FILES, "pretrain_corpus"]
+        elif stage.kind is Kind.curation and part in ("all", "shards"):  # (its other parts read the shards)
+            names = ["train"]
+        elif stage.kind is Kind.sft:  # the cold start, or a curated set mixed with non-reasoning rows
+            mixed = any(BY_NAME[r].kind is Kind.curation for r in stage.reads)
+            names = (["general_sft"] if sec.general_frac > 0 else []) if mixed else ["cold_start"]
+        elif stage.kind is Kind.grpo:
+            names = ["train", *(["validation"] if sec.eval_every else [])]
+            names += list(GENERAL_FILES) if sec.general_prompt_frac > 0 and sec.general_last_steps > 0 else []
+        elif stage.kind is Kind.evaluate:
+            names = [*cfg.evaluate.splits, *(cfg.evaluate.general_splits if node.general else [])]
+        elif stage.kind is Kind.reward_model:
+            return {"train": str(sec.train_data), "heldout": str(sec.heldout_data)}
+        root = str(cfg.io.data_dir)
+        return {n: f"{root}/{n}" if "/" in n else f"{root}/{n}.jsonl" for n in dict.fromkeys(names)}
 
     def upstream(self, node: Node) -> dict[str, str]:
         """Upstream stage name -> output directory: what ``node`` reads, and its lineage."""

@@ -15,7 +15,7 @@ from r1flow.runners.sft import run_sft
 
 @stage_main("cold_start_sft")
 def main(ctx: StageContext) -> dict:
-    path = ctx.data_dir / "cold_start.jsonl"
+    path = ctx.data_file("cold_start")
     return run_sft(ctx, ctx.cfg.cold_start_sft, {"cold_start": (path, read_jsonl(path, required=["messages"]))})
 
 

@@ -5,10 +5,11 @@ non-reasoning data from the embedded world or from files (``data.general_files``
 
     python -m stages.data [experiment=smoke] [data.n_heldout=2000]
 
-Outputs (in ``io.data_dir``): train/heldout/hard.jsonl (reasoning-gym items), cold_start.jsonl
+Outputs (in ``io.data_dir``): train/heldout/hard/validation.jsonl (reasoning-gym items; validation,
+disjoint from held-out, is what in-training checks read), cold_start.jsonl
 (chat messages in R1's readable format), general_train/general.jsonl (non-reasoning items: train and
 held-out) with general_sft.jsonl (answered directly, no CoT; requests for a secret refused),
-safety_train/safety.jsonl (requests for a secret), helpfulness_/harmlessness_{train,heldout}.jsonl
+safety_train/safety.jsonl (requests for a secret), general_validation/safety_validation.jsonl, helpfulness_/harmlessness_{train,heldout}.jsonl
 (reward-model preference pairs: prompt, chosen, rejected), and for ``model.init=scratch`` tokenizer/ and
 pretrain_corpus.jsonl; manifest.json lists every file with its sha256 digest.
 """
@@ -35,7 +36,7 @@ from r1flow.world.tasks import FilterLog, direct_response, scripted
 from r1flow.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("r1flow.data")
-EVAL_FILES = ("heldout", "validation", "hard", "general", "safety")
+EVAL_FILES = ("heldout", "validation", "hard", "general", "safety", "general_validation", "safety_validation")
 
 
 def reasoning_splits(data, filters: FilterLog) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -47,6 +48,8 @@ def reasoning_splits(data, filters: FilterLog) -> tuple[dict[str, list[dict]], l
         "heldout": make_split(data, "heldout", data.n_heldout, 2, filters),
         "hard": make_split(data, "hard", data.n_hard, 3, filters),
     }
+    if data.validation_permille > 0:  # the in-training checks' split, disjoint from held-out
+        splits["validation"] = make_split(data, "validation", data.n_validation, 9, filters)
     filters.check()
     extra = make_split(data, "train", data.n_train + data.n_cold_start, 4)
     rl_ids = {r["id"] for r in splits["train"]}
@@ -63,6 +66,9 @@ def general_splits(data, splits: dict[str, list[dict]]) -> dict[str, list[dict]]
     splits["general_train"] = make_general_split(data, "train", data.n_general_train, 6)
     splits["general"] = make_general_split(data, "general", data.n_general_heldout, 7)
     splits["safety_train"], splits["safety"] = safety_items(data, "train"), safety_items(data, "safety")
+    if data.validation_permille > 0:  # all-scenario RL's in-training checks
+        splits["general_validation"] = make_general_split(data, "general_validation", data.n_general_validation, 10)
+        splits["safety_validation"] = safety_items(data, "safety_validation")
     gen_train, gen_held = splits["general_train"], splits["general"]
     n_benign = 4 * len(splits["safety_train"])  # benign prompts with and without a leak
     return {

@@ -49,7 +49,7 @@ def evaluate_splits(ctx: StageContext, generator: Generator, tok) -> tuple[dict,
                             max_new_tokens=ecfg.max_new_tokens)
     metrics, rows, verifiers = {}, [], set()
     for split in ecfg.splits:
-        path = ctx.data_dir / f"{split}.jsonl"
+        path = ctx.data_file(split)
         items = read_jsonl(path, required=ITEM_KEYS)
         if ecfg.max_prompts:
             items = items[: ecfg.max_prompts]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from r1flow.dag import TOKENIZER_FILES
 from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import file_digest, read_jsonl
 from r1flow.harness.models import build_model, load_tokenizer
@@ -21,9 +22,8 @@ from r1flow.train.sft import PackedBlocks, pack_documents
 @stage_main("pretrain")
 def main(ctx: StageContext) -> dict:
     cfg, pcfg = ctx.cfg, ctx.cfg.pretrain
-    data_dir = ctx.data_dir
-    tok = load_tokenizer(str(data_dir / "tokenizer"))
-    corpus_path = data_dir / "pretrain_corpus.jsonl"
+    tok = load_tokenizer(str(ctx.data_file(TOKENIZER_FILES[0]).parent))
+    corpus_path = ctx.data_file("pretrain_corpus")
     docs = [r["text"] for r in read_jsonl(corpus_path, required=["text"])]
     ctx.run.log_dataset(str(corpus_path), name=f"{cfg.name}/pretrain_corpus", digest=file_digest(corpus_path),
                         context="train", num_rows=len(docs))

@@ -158,13 +158,13 @@ def test_hash_splits_are_stable_and_disjoint():
     capped = split_rows(rows, data_config(heldout_permille=150, validation_permille=50, n_validation=5))
     assert [r["id"] for r in capped["validation"]] == ids["validation"][:5]
     assert len(capped["train"]) == len(ids["train"])  # the caller caps the train split
-    assert "validation" not in split_rows(rows, data_config(heldout_permille=150))
+    assert "validation" not in split_rows(rows, data_config(heldout_permille=150, validation_permille=0))
 
 
 def test_empty_split_names_its_key():
     rows = synthetic_rows(20)
     with pytest.raises(DataError, match=r"table\.jsonl: the heldout split is empty.*20 problems.*data\.heldout_permille"):
-        split_rows(rows, data_config(heldout_permille=0))
+        split_rows(rows, data_config(heldout_permille=0, validation_permille=0))
     with pytest.raises(DataError, match=r"the validation split is empty.*data\.validation_permille"):
         split_rows(rows, data_config(heldout_permille=500, validation_permille=1))
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 # The smoke policy writes near-random text that the default rewards score alike: zero advantages, no
 # update, and a resume test that could not fail. Repeated words vary from one completion to the next.
 VARIED = ["++reasoning_rl.rewards.repetition=1.0", "++reasoning_rl.reward_kwargs.repetition={ngram_size:1}"]
-# the smoke settings otherwise: held-out checks and sample tables every 2 steps
+# the smoke settings otherwise: validation checks and sample tables every 2 steps
 LONG = ["reasoning_rl.max_steps=40", "reasoning_rl.ckpt_every=4", *VARIED]
 
 
@@ -25,7 +25,7 @@ def test_reasoning_rl_smoke_logs_curves_and_exports(smoke_world, tmp_path):
     out = tmp_path / "rl"
     run_stage("reasoning_rl", *grpo_args(smoke_world, out))
     done = json.loads((out / "done.json").read_text())
-    assert done["steps"] == 4 and done["heldout_subset_pass@1"] is not None
+    assert done["steps"] == 4 and done["validation_pass@1"] is not None
     assert (out / "model" / "model.safetensors").is_file() and (out / "curves.png").stat().st_size > 1000
     from mlflow.tracking import MlflowClient
 
@@ -34,7 +34,7 @@ def test_reasoning_rl_smoke_logs_curves_and_exports(smoke_world, tmp_path):
                 "completions/clipped_ratio", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean",
                 "learning_rate", "timing/gen", "timing/ref", "timing/update", "tokens_per_s"):
         assert key in run.data.metrics, key
-    assert any(k.startswith("eval/pass") for k in run.data.metrics)
+    assert any(k.startswith("val/pass") for k in run.data.metrics)
 
 
 def test_r1_zero_samples_its_rollouts_on_the_r1_zero_template(smoke_world, tmp_path):
@@ -62,7 +62,7 @@ def learned(history: list[dict]) -> list[dict]:
 
 @pytest.mark.slow
 def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
-    """With its periodic held-out checks and sample tables on, a GRPO stage killed after a checkpoint
+    """With its periodic validation checks and sample tables on, a GRPO stage killed after a checkpoint
     resumes to the uninterrupted run's weights and logs the same numbers at every step, into the
     same MLflow run."""
     from mlflow.tracking import MlflowClient
@@ -78,9 +78,9 @@ def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
     history, ref_history = (json.loads((d / "history.json").read_text()) for d in (out, ref))
     assert learned(history) == learned(ref_history)
     assert [row["step"] for row in history if "loss" in row] == list(range(1, 41))
-    assert sum("eval/pass@1" in row for row in history) > 10, "the held-out checks ran"
+    assert sum("val/pass@1" in row for row in history) > 10, "the validation checks ran"
     client = MlflowClient()
-    for key in ("reward", "kl", "eval/pass_at_1"):  # (MLflow's spelling of eval/pass@1)
+    for key in ("reward", "kl", "val/pass_at_1"):  # (MLflow's spelling of val/pass@1)
         curves = [{m.step: m.value for m in client.get_metric_history(d["run_id"], key)} for d in (done, ref_done)]
         assert curves[0] == curves[1] and len(curves[0]) >= 10, key
     a, b = load_file(ref / "model" / "model.safetensors"), load_file(out / "model" / "model.safetensors")

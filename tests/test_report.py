@@ -19,7 +19,7 @@ def row(label, p1, half_width=0.02, hard=0.1, params=1000, wall=10.0, fmt=1.0):
 
 def rl_history(lengths, pass1):
     hist = [{"step": i + 1, "reward": 0.5, "completions/mean_length": n} for i, n in enumerate(lengths)]
-    return hist + [{"step": 30 * i, "eval/pass@1": p} for i, p in enumerate(pass1)]
+    return hist + [{"step": 30 * i, "val/pass@1": p} for i, p in enumerate(pass1)]
 
 
 def verdicts(by_label, runs, students, checks_n=None):
@@ -96,7 +96,7 @@ def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path)
     write_block(readme, "results", results_section(smoke_dag.res), "python -m r1flow.report.readme --results ...")
     block = read_block(readme, "results")
     assert "stale" not in block and readme.read_text().endswith("after\n")
-    assert " jobs in **" in block and "| base | 31,744 |" in block and "| student_quarter |" in block
+    assert " jobs in **" in block and "| base | 32,672 |" in block and "| student_quarter |" in block
     assert "**rejection_sampling**: kept" in block and "**helpfulness_rm**: held-out accuracy" in block
     assert "| Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
 

@@ -94,6 +94,18 @@ def test_editing_a_stage_entry_or_a_shared_module_reruns_the_stages_that_run_it(
     assert plan == {k: v for k, v in SMOKE_DAG.items() if k not in ("data", "sample_shards")} | {"sample": 4}
 
 
+def test_editing_a_data_file_in_place_reruns_the_stages_that_read_it(smoke_dag):
+    """Rules depend on the data files their stages read (DAG.data_files), not on the data stage's
+    completion: an edit reruns the readers of that file only, and restoring the file's content
+    (newer, but with the checksum Snakemake recorded) reruns nothing."""
+    # the hard split: only the evaluations read it, no training stage
+    plan = plan_after(smoke_dag.proj, "results/smoke/data/hard.jsonl", "", "\n", append=True)
+    assert plan == {"evaluate": 11, "report": 1, "all": 1}
+    # the cold-start rows: both cold starts and everything downstream of them
+    plan = plan_after(smoke_dag.proj, "results/smoke/data/cold_start.jsonl", "", "\n", append=True)
+    assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "student_cold_start_sft": 1, "evaluate": 6 + 1}
+
+
 def test_running_snakemake_from_a_moved_venv_reruns_nothing(smoke_dag, tmp_path):
     """The interpreter's path is in no job's params or command (jobs run ``python`` from its directory,
     first on their PATH): a checkout or venv reached by another path (here a symlink to the venv)

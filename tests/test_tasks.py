@@ -14,7 +14,15 @@ from r1flow.world.corpus import (
     make_split,
     pretraining_corpus,
 )
-from r1flow.world.tasks import WORD_RE, FilterLog, cot_response, direct_response, solve_steps, split_region, trainable
+from r1flow.world.tasks import (
+    WORD_RE,
+    FilterLog,
+    cot_response,
+    direct_response,
+    solve_steps,
+    split_region,
+    trainable,
+)
 from r1flow.world.tokenizer import EOS, build_tokenizer
 
 
@@ -61,14 +69,18 @@ def test_split_regions_are_disjoint_and_rewrites_excluded():
     train = make_split(cfg.data, "train", 200, 1)
     heldout = make_split(cfg.data, "heldout", 100, 2)
     hard = make_split(cfg.data, "hard", 30, 3)
-    perm = cfg.data.heldout_permille
+    validation = make_split(cfg.data, "validation", 60, 9)
+    perm = (cfg.data.heldout_permille, cfg.data.validation_permille)
+    assert perm[1] > 0, "the world has a validation split by default"
     held_exprs = {(r["family"], r["metadata"]["expression"]) for r in heldout + hard}
-    assert all(split_region(e, perm) == "heldout" for _, e in held_exprs)
-    for r in train:
+    val_exprs = {r["metadata"]["expression"] for r in validation}
+    assert len(validation) == 60 and all(split_region(e, *perm) == "validation" for e in val_exprs)
+    assert all(split_region(e, *perm) == "heldout" for _, e in held_exprs)
+    for r in train:  # neither a training problem nor any of its rewrites is held out or validation
         expr = r["metadata"]["expression"]
-        assert trainable(expr, perm)
-        assert expr not in {e for _, e in held_exprs}
-    assert {r["id"] for r in train}.isdisjoint({r["id"] for r in heldout + hard})
+        assert trainable(expr, *perm)
+        assert expr not in {e for _, e in held_exprs} | val_exprs
+    assert {r["id"] for r in train}.isdisjoint({r["id"] for r in heldout + hard + validation})
     hard_terms = [r["metadata"]["num_terms"] for r in hard if r["family"] == "chain_sum"]
     assert min(hard_terms) > cfg.data.families[0].params["max_terms"]
     # every gold answer is the expression's value (reasoning-gym's basic_arithmetic computes some
@@ -113,10 +125,11 @@ def test_an_option_the_filters_drop_is_a_config_error_naming_it(family, params, 
         filters.check()
 
 
-def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():
+def test_pretraining_corpus_holds_no_heldout_or_validation_question_or_rewrite():
     cfg = compose(["experiment=smoke"])
     tok = build_tokenizer(["State the final answer to the following arithmetic problem:", "Calculate ."])
     heldout = make_split(cfg.data, "heldout", 100, 2) + make_general_split(cfg.data, "general", 30, 7)
+    heldout += make_split(cfg.data, "validation", 50, 9) + make_general_split(cfg.data, "general_validation", 20, 10)
     general = make_general_split(cfg.data, "train", 100, 8)
     docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), tok, general)
     text = "\n".join(d["text"] for d in docs)
@@ -132,7 +145,7 @@ def test_pretraining_corpus_holds_no_heldout_question_or_rewrite():
                 continue
             for step in steps:
                 if len(step.split()) >= 5:  # three or more terms
-                    assert split_region(step, cfg.data.heldout_permille) == "train", step
+                    assert split_region(step, cfg.data.heldout_permille, cfg.data.validation_permille) == "train", step
 
 
 def test_tokenizer_round_trip_and_chat_template():

@@ -58,6 +58,9 @@ def validate(cfg: DictConfig) -> None:
     _evaluation(cfg)
     for name in sections_of(cfg, GRPOConfig):
         validate_grpo(cfg[name], name)
+        if cfg[name].eval_every and not cfg.data.validation_permille:
+            raise ConfigError(f"{name}.eval_every", "in-training checks read the validation split, and "
+                              "data.validation_permille=0 makes none: give it a share, or set eval_every: 0")
     for name in sections_of(cfg, CurationConfig):
         if min(cfg[name].n, cfg[name].max_per_prompt, cfg[name].shard_size) < 1:
             raise ConfigError(name, "n, max_per_prompt and shard_size must be >= 1")

@@ -81,9 +81,12 @@ class DataConfig:
     answer_format: AnswerFormat = knob(AnswerFormat.tags, "How a response gives its final answer: the prompt "
                                        "asks for it, the format reward, curation and evaluation read it.",
                                        paper="<answer> tags (Table 1)")
-    validation_permille: int = knob(0, "Share of the problems (by hash, disjoint from held-out) in the validation "
-                                    "split, per mille (source=files; 0: no validation split).")
-    n_validation: int = knob(500, "Validation prompts at most (source=files, validation_permille > 0).")
+    validation_permille: int = knob(50, "Share of the problems (by hash, disjoint from held-out) in the validation "
+                                    "splits, per mille: what the GRPO stages' in-training checks (and so sweep "
+                                    "objectives) read, so that held-out is read only by evaluation (0: none).")
+    n_validation: int = knob(500, "Validation prompts at most (validation_permille > 0).")
+    n_general_validation: int = knob(100, "Non-reasoning validation prompts (the embedded world's "
+                                          "general_validation split).")
     decontamination_ngram: int = knob(13, "Training rows sharing a word n-gram of this length with an evaluation "
                                       "row are dropped (and counted in decontamination.json); 0: exact only.")
     general_files: GeneralFilesConfig = knob(GeneralFilesConfig(), "Non-reasoning data from files.")

@@ -74,8 +74,9 @@ class GRPOConfig:
     general_rewards: dict[str, float] = knob({}, "Rewards of general prompts, e.g. {helpfulness_rm: 1, format: 1}; "
                                              "merges like rewards. A *_rm reward is scored by that reward-model stage.")
     logprob_chunk_rows: int = knob(16, "Rows per vocabulary projection when computing log-probs (bounds memory).")
-    eval_every: int = knob(50, "Steps between held-out pass@1 checks on a subset (0: never).")
-    eval_prompts: int = knob(128, "Held-out prompts of each check.")
+    eval_every: int = knob(50, "Steps between pass@1 checks on validation prompts (0: never); also the sweep "
+                                   "objective.")
+    eval_prompts: int = knob(128, "Validation prompts of each check.")
     eval_k: int = knob(4, "Samples per prompt of each check.")
     table_every: int = knob(50, "Steps between sample-completion tables (MLflow artifacts).")
     ckpt_every: int = knob(50, "Steps between resumable checkpoints.")

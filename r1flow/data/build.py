@@ -66,8 +66,15 @@ def _row_id(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
-def _region(text: str, data: DataConfig) -> str:
-    return "heldout" if hash_region(text, data.heldout_permille, 0) == "heldout" else "train"
+def _region(text: str, data: DataConfig, validation: bool = True) -> str:
+    """'train', 'heldout' or (``validation`` and ``data.validation_permille`` > 0) 'validation'."""
+    return hash_region(text, data.heldout_permille, data.validation_permille if validation else 0)
+
+
+def _split_names(family: str, data: DataConfig) -> dict[str, str]:
+    """Region -> the name of a general family's split (``general``/``safety``: held out)."""
+    names = {"train": f"{family}_train", "heldout": family}
+    return names | ({"validation": f"{family}_validation"} if data.validation_permille > 0 else {})
 
 
 def general_file_splits(data: DataConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]], list[dict]]:
@@ -83,7 +90,8 @@ def general_file_splits(data: DataConfig) -> tuple[dict[str, list[dict]], dict[s
         msgs = row["messages"]
         if len(msgs) < 2 or msgs[-1].get("role") != "assistant" or msgs[-2].get("role") != "user":
             raise DataError(f"{g.sft}:{i}: messages must end with a user turn and the assistant's answer")
-    splits: dict[str, list[dict]] = {"general_train": [], "general": [], "safety_train": [], "safety": []}
+    general, safety = _split_names("general", data), _split_names("safety", data)
+    splits: dict[str, list[dict]] = {name: [] for name in (*general.values(), *safety.values())}
     sft_rows = []
     for row in sft:
         q, a = row["messages"][-2]["content"], row["messages"][-1]["content"]
@@ -91,27 +99,27 @@ def general_file_splits(data: DataConfig) -> tuple[dict[str, list[dict]], dict[s
         item = {"id": row.get("id") or _row_id("general", q), "family": "general", "kind": "general",
                 "question": q, "answer": a, "metadata": {}, "verifier": "exact",
                 "answer_format": str(data.answer_format)}
-        splits["general_train" if region == "train" else "general"].append({**item, "split": region})
+        splits[general[region]].append({**item, "split": region})
         if region == "train":  # in R1's format: an empty reasoning block, then the answer
             reply = a if "</think>" in a else f"<think>\n\n</think>\n{a}"
             sft_rows.append({"id": item["id"], "family": "general", "source": "general",
                              "messages": [*row["messages"][:-1], {"role": "assistant", "content": reply}]})
     for row in read_jsonl(g.safety, required=["prompt"]):
-        region = _region(row["prompt"], data)
-        splits["safety_train" if region == "train" else "safety"].append(
+        name = safety[_region(row["prompt"], data)]
+        splits[name].append(
             {"id": row.get("id") or _row_id("safety", row["prompt"]), "family": "safety", "kind": "safety",
              "question": row["prompt"], "answer": "", "metadata": {}, "verifier": "safety",
-             "answer_format": str(data.answer_format), "split": "train" if region == "train" else "safety"})
+             "answer_format": str(data.answer_format), "split": "train" if name == "safety_train" else name})
     prefs = {}
     for name in ("helpfulness", "harmlessness"):
         pairs = read_jsonl(getattr(g, name), required=PAIR_KEYS)
         for split in ("train", "heldout"):
             prefs[f"{name}_{split}"] = [{"id": p.get("id") or _row_id(name, p["prompt"]), **p} for p in pairs
-                                        if _region(p["prompt"], data) == split]
+                                        if _region(p["prompt"], data, validation=False) == split]
     for name, rows in {**splits, **prefs}.items():
         if not rows:
-            raise DataError(f"data.general_files: the {name} split is empty (too few rows, or data.heldout_permille "
-                            f"sends none there)")
+            raise DataError(f"data.general_files: the {name} split is empty (too few rows, or "
+                            "data.heldout_permille / data.validation_permille send none there)")
     return splits, prefs, sft_rows
 
 

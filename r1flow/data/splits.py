@@ -34,15 +34,19 @@ def _hash(text: str, salt: str = "") -> int:
     return int.from_bytes(hashlib.sha256((salt + normalize(text)).encode()).digest()[:8], "big")
 
 
-def hash_region(text: str, heldout_permille: int, validation_permille: int) -> str:
-    """'heldout', 'validation' or 'train': the sha256 of ``normalize(text)`` modulo 1000, below
-    ``heldout_permille`` is held out, the next ``validation_permille`` is validation."""
-    h = _hash(text) % 1000
+def region(h: int, heldout_permille: int, validation_permille: int = 0) -> str:
+    """The split of a problem whose hash is ``h`` (tables of problems and the embedded world alike):
+    modulo 1000, below ``heldout_permille`` is 'heldout', the next ``validation_permille`` is
+    'validation', the rest 'train'."""
+    h %= 1000
     if h < heldout_permille:
         return "heldout"
-    if h < heldout_permille + validation_permille:
-        return "validation"
-    return "train"
+    return "validation" if h < heldout_permille + validation_permille else "train"
+
+
+def hash_region(text: str, heldout_permille: int, validation_permille: int) -> str:
+    """The split of problem ``text``, by the sha256 of ``normalize(text)`` (see :func:`region`)."""
+    return region(_hash(text), heldout_permille, validation_permille)
 
 
 def split_rows(rows: list[dict], data: DataConfig) -> dict[str, list[dict]]:

@@ -60,6 +60,7 @@ class StageContext:
     config_digest: str
     init: str | None = None  # the model it starts from (an evaluation: the model it evaluates)
     upstream: dict[str, Path] = field(default_factory=dict)  # upstream stage -> its output directory
+    data: dict[str, Path] = field(default_factory=dict)  # the data files it reads: name -> path (DAG.data_files)
     label: str | None = None  # an evaluation: the checkpoint's label
     home: Path | None = None  # the stage's directory in the DAG (a curation stage's parts share it)
 
@@ -68,9 +69,13 @@ class StageContext:
         """Name of the model this stage logs: ``<experiment>-<stage>[-<student>]``."""
         return f"{self.cfg.name}-{self.stage}" + (f"-{self.cfg.student}" if self.cfg.student else "")
 
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.cfg.io.data_dir)
+    def data_file(self, name: str) -> Path:
+        """Data file ``name`` (``train``: ``<io.data_dir>/train.jsonl``), one of those the stage table
+        says this stage reads: its rule depends on exactly these, so reading another is a bug."""
+        if name not in self.data:
+            raise KeyError(f"{self.stage} reads data file {name!r}, which DAG.data_files (r1flow/dag.py) does not "
+                           f"list for it ({', '.join(self.data) or 'none'}): its rule would not rerun when it changes")
+        return self.data[name]
 
     def reads(self, stage: str) -> Path:
         """The output directory of upstream stage ``stage``."""
@@ -163,8 +168,8 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     view = dag.view(node)
     ctx = StageContext(cfg=cfg, stage=stage, out_dir=work, run=_NonZeroRankRun(), config_digest=digest(view),
-                       init=init, upstream=upstream, label=node.label,
-                       home=Path(dag.dir(node.key)))
+                       init=init, upstream=upstream, label=node.label, home=Path(dag.dir(node.key)),
+                       data={k: Path(v) for k, v in dag.data_files(node, cfg.io.part).items()})
     if _rank() > 0:  # a DDP rank launched by Lightning: train, but record and mark done on rank 0 only
         fn(ctx)
         return {}

@@ -15,6 +15,7 @@ nodes: ``{student}`` (a student's stages), ``{label}`` (evaluations), ``{curatio
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -30,6 +31,12 @@ from r1flow.dag import BY_NAME, DAG, DATA, MODEL, SHARD_FILE, Kind, Node, Stage
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import write_json
 from r1flow.sampling.rewards import check_rewards
+
+
+def _name(path: str) -> str:
+    """A path as the name of a rule's input or output (``tokenizer/tokenizer.json``: ``tokenizer_tokenizer_json``)."""
+    return re.sub(r"\W", "_", path.removesuffix(".jsonl"))
+
 
 CRITICAL = 10  # priority of the main chain (base -> ... -> students), ahead of side jobs (evaluations)
 DONE = "done.json"
@@ -100,16 +107,26 @@ class Jobs:
         args += [f"{k}={v}" for k, v in extra.items()]
         return f"-m {node.stage.module} " + " ".join(shlex.quote(a) for a in args)
 
-    def inputs(self, node: Node) -> dict[str, str]:
-        """``node``'s rule inputs: its config view and the completion file of every upstream node."""
+    def inputs(self, node: Node, part: str = "all") -> dict[str, str]:
+        """``node``'s rule inputs (a curation stage's: its ``part``'s): its config view, the data files
+        it reads and the completion file of every other upstream node (none for the prompt shards,
+        which split the data alone)."""
         files = {"cfg": self.views[node.key]}
+        files |= {f"data_{_name(k)}": path for k, path in self.dag.data_files(node, part).items()}
         for key in node.upstream:
-            files[self.dag.nodes[key].stage.name] = f"{self.dag.dir(key)}/{DONE}"
+            if key != DATA and part != "shards":
+                files[self.dag.nodes[key].stage.name] = f"{self.dag.dir(key)}/{DONE}"
         return files
+
+    def data_outputs(self) -> dict[str, str]:
+        """The data rule's outputs: every file under the data directory that a stage reads."""
+        root = f"{self.dag.dir(DATA)}/"
+        paths = {p for node in self.dag.nodes.values() for p in self.dag.data_files(node).values()}
+        return {_name(p.removeprefix(root)): p for p in sorted(paths) if p.startswith(root)}
 
     def outputs(self, pattern: str, stage: Stage) -> dict:
         """What a node at ``pattern`` (its directory under results, wildcards allowed) declares."""
-        out = {}
+        out = self.data_outputs() if stage.kind is Kind.data else {}
         for name in stage.outputs:
             path, key = f"{self.res}/{pattern}/{name}", name.replace(".", "_")
             if name == MODEL:
@@ -215,17 +232,17 @@ class Jobs:
             return self._rule(stage, "{curation}/shards", find, part=part, args=lambda wc: {
                 "out": self.dag.dir(wc.curation, part), "upstream": {DATA: self.dag.dir(DATA)}, "with_init": False,
                 "io.part": part},
-                inputs=lambda wc: {"cfg": self.views[wc.curation], DATA: f"{self.dag.dir(DATA)}/{DONE}"},
+                inputs=lambda wc: self.inputs(find(wc), part),
                 outputs={"shards": directory(self.dag.dir("{curation}", part))}, wildcards=wildcards)
         if part == "sample":
             base = self.dag.dir("{curation}", part, "{shard}")
             return self._rule(stage, "{curation}/samples/{shard}", find, part=part, args=lambda wc: {
                 "out": self.dag.dir(wc.curation, part, wc.shard), "io.part": part, "io.shard": shard(wc),
-                "io.label": f"shard{wc.shard}"}, inputs=lambda wc: {**self.inputs(find(wc)), "shard": shard(wc)},
+                "io.label": f"shard{wc.shard}"}, inputs=lambda wc: {**self.inputs(find(wc), part), "shard": shard(wc)},
                 outputs={"kept": f"{base}/kept.jsonl", "report": f"{base}/report.json", "done": f"{base}/{DONE}"},
                 wildcards=wildcards)
         return self._rule(stage, "{curation}", find, part=part, args=lambda wc: {"io.part": part}, wildcards=wildcards,
-                          inputs=lambda wc: {**self.inputs(find(wc)), "shards": sampled(wc)})
+                          inputs=lambda wc: {**self.inputs(find(wc), part), "shards": sampled(wc)})
 
     def report(self) -> Rule:
         """The report: every evaluation's metrics in, the table, plots, claims and registry out."""

@@ -30,7 +30,7 @@ class Evidence:
     by_label: dict[str, dict]
     runs: dict[str, list[dict]]
     students: list[str]
-    checks_n: int | None = None  # held-out prompts of the RL runs' checks during training
+    checks_n: int | None = None  # validation prompts of the RL runs' checks during training
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def either(a: bool, b: bool) -> str:
 
 
 def checks_of(history: list[dict]) -> list[dict]:
-    return [h for h in history if "eval/pass@1" in h]
+    return [h for h in history if "val/pass@1" in h]
 
 
 def rl_raises(ev: Evidence) -> list[tuple[str, str, str]]:
@@ -65,13 +65,13 @@ def rl_raises(ev: Evidence) -> list[tuple[str, str, str]]:
     if not (b and z and cs and rl):
         return []
     zero_up, own = apart(z, b), ""
-    checks = [h["eval/pass@1"] for h in checks_of(ev.runs.get("r1_zero", []))]
+    checks = [h["val/pass@1"] for h in checks_of(ev.runs.get("r1_zero", []))]
     if ev.checks_n and len(checks) > 1:  # R1-Zero on its own template, before and after (a subset)
         first, last = checks[0], checks[-1]
         p = (first + last) / 2
         margin = 1.96 * math.sqrt(max(2 * p * (1 - p), 1e-9) / ev.checks_n)
         zero_up = zero_up or last - first > margin
-        own = (f" (on its own template, {ev.checks_n} held-out prompts: {100 * first:.1f} → {100 * last:.1f}, "
+        own = (f" (on its own template, {ev.checks_n} validation prompts: {100 * first:.1f} → {100 * last:.1f}, "
                f"a rise counts beyond ±{100 * margin:.1f})")
     return [(CLAIMS[0].title, either(zero_up, apart(rl, cs)),
              f"R1-Zero: base {p1(b)} → r1_zero {p1(z)}{own}; reasoning RL: cold start {p1(cs)} → reasoning_rl "
@@ -132,12 +132,12 @@ def cold_start_helps(ev: Evidence) -> list[tuple[str, str, str]]:
 
     def early(hist):  # the first check's gain over the start, and its step
         evals = checks_of(hist)
-        return (evals[1]["eval/pass@1"] - evals[0]["eval/pass@1"], evals[1]["step"]) if len(evals) > 1 else (None, None)
+        return (evals[1]["val/pass@1"] - evals[0]["val/pass@1"], evals[1]["step"]) if len(evals) > 1 else (None, None)
 
     (ez, sz), (er, sr) = early(ev.runs["r1_zero"]), early(ev.runs["reasoning_rl"])
     zf, rf = (row["metrics"]["splits"]["heldout"]["format_rate"] for row in (z, rl))
     return [(CLAIMS[3].title, REPRODUCED if apart(rl, z) else NOT,
-             f"held-out pass@1 reasoning_rl {p1(rl)} vs r1_zero {p1(z)}; first check's gain in held-out pass@1: "
+             f"held-out pass@1 reasoning_rl {p1(rl)} vs r1_zero {p1(z)}; first check's gain in validation pass@1: "
              f"{'–' if er is None else f'{100 * er:+.1f}'} points by step {sr} (from the cold start) vs "
              f"{'–' if ez is None else f'{100 * ez:+.1f}'} by step {sz} (from the base); format rate "
              f"{100 * rf:.1f} % vs {100 * zf:.1f} %." + _one_script(rl["samples"]))]

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RL_SERIES = (("reward", "reward (train rollouts)"), ("eval/pass@1", "held-out pass@1 (subset)"),
+RL_SERIES = (("reward", "reward (train rollouts)"), ("val/pass@1", "validation pass@1"),
              ("completions/mean_length", "mean response length (tokens)"))
 HELDOUT, HARD = "#4C72B0", "#DD8452"
 
@@ -39,14 +39,14 @@ def plot_pass_at_k(panels: dict[str, dict[str, dict[str, float]]], path: Path) -
 
 
 def plot_rl_curves(runs: dict[str, list[dict]], path: Path, title: str | None = None) -> None:
-    """Reward, held-out pass@1 and response length over the steps of one or more GRPO runs."""
+    """Reward, validation pass@1 and response length over the steps of one or more GRPO runs."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, (key, label) in zip(axes, RL_SERIES):
         for name, history in runs.items():
             pts = [(h["step"], h[key]) for h in history if key in h]
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o" if key.startswith("eval") else None, lw=1.2, label=name)
+                ax.plot(xs, ys, marker="o" if key.startswith("val/") else None, lw=1.2, label=name)
         ax.set(title=label, xlabel="step")
         ax.grid(alpha=0.3)
     if len(runs) > 1:

@@ -49,8 +49,9 @@ def stage_table() -> str:
         label = ", ".join(x for x in (s.evaluated.label, s.evaluated.student_label) if x) if s.evaluated else "–"
         if s.kind is Kind.evaluate:
             label = "every checkpoint"
+        writes = "the data files its readers read (`DAG.data_files`)" if s.kind is Kind.data else ", ".join(s.outputs)
         lines.append(f"| `{s.name}` ({s.kind}) | {s.paper} | {init} | {', '.join(s.reads) or '–'} | "
-                     f"{', '.join(s.outputs) or '–'} | {label} | {s.students or '–'} | {s.resources} |")
+                     f"{writes or '–'} | {label} | {s.students or '–'} | {s.resources} |")
     return "\n".join(lines) + "\n"
 
 

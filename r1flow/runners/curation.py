@@ -40,7 +40,7 @@ SHARDS, SAMPLES, OUTPUT = "shards", "samples", "reasoning_sft.jsonl"
 
 def write_shards(ctx: StageContext, out: Path) -> list[Path]:
     """Split the training prompts into shards ``out/prompts_<i>.jsonl``."""
-    items = read_jsonl(ctx.data_dir / "train.jsonl", required=ITEM_KEYS)
+    items = read_jsonl(ctx.data_file("train"), required=ITEM_KEYS)
     rs = ctx.cfg[ctx.stage]
     if rs.max_prompts:
         items = items[: rs.max_prompts]

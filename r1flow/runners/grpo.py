@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from r1flow.dag import BY_NAME, Kind
+from r1flow.dag import BY_NAME, GENERAL_FILES, Kind
 from r1flow.harness.checkpoints import last_checkpoint
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_jsonl, write_json
@@ -23,12 +23,11 @@ from r1flow.sampling.rewards import check_rewards
 from r1flow.sampling.rollout import make_generator
 from r1flow.sampling.verify import ITEM_KEYS
 from r1flow.train.grpo import GRPOModule
-from r1flow.train.grpo_checks import GeneralScore, HeldoutPassAt1, SampleTable
+from r1flow.train.grpo_checks import GeneralScore, SampleTable, ValidationPassAt1
 from r1flow.train.reward_model import RewardScorer
 from r1flow.train.trainer import build_trainer
 
 log = logging.getLogger("r1flow.grpo")
-GENERAL_FILES = (("general_train", "train"), ("safety_train", "train"), ("general", "eval"), ("safety", "eval"))
 
 
 def reward_models(ctx: StageContext) -> dict[str, Path]:
@@ -37,8 +36,8 @@ def reward_models(ctx: StageContext) -> dict[str, Path]:
 
 
 def read_items(ctx: StageContext, name: str, context: str) -> list[dict]:
-    """The task rows of ``<data_dir>/<name>.jsonl``, logged as a dataset of the run."""
-    path = ctx.data_dir / f"{name}.jsonl"
+    """The task rows of data file ``name``, logged as a dataset of the run."""
+    path = ctx.data_file(name)
     rows = read_jsonl(path, required=ITEM_KEYS)
     ctx.run.log_dataset(str(path), name=f"{ctx.cfg.name}/{name}", digest=file_digest(path), context=context,
                         num_rows=len(rows))
@@ -46,28 +45,29 @@ def read_items(ctx: StageContext, name: str, context: str) -> list[dict]:
 
 
 def general_inputs(ctx: StageContext, g) -> tuple[list[dict], list[dict], dict]:
-    """All-scenario RL's general prompts (train, held-out) and reward-model scorers; none otherwise."""
+    """All-scenario RL's general prompts (train, validation) and reward-model scorers; none otherwise."""
     if not (g.general_prompt_frac > 0 and g.general_last_steps > 0):
         return [], [], {}
-    rows = {name: read_items(ctx, name, context) for name, context in GENERAL_FILES}
+    rows = {name: read_items(ctx, name, context) for name, context in GENERAL_FILES.items()}
     scorers = {}
     for name, path in reward_models(ctx).items():
         cfg = ctx.cfg
         rm_tok = load_tokenizer(str(path), cfg.model.trust_remote_code)
         rm = load_model(str(path), cfg.model, cfg.trainer.accelerator, scalar_head=True, pad_token_id=rm_tok.pad_token_id)
         scorers[name] = RewardScorer(rm.requires_grad_(False), rm_tok, cfg[name].target, max_length=cfg[name].max_length)
-    return rows["general_train"] + rows["safety_train"], rows["general"] + rows["safety"], scorers
+    return (rows["general_train"] + rows["safety_train"], rows["general_validation"] + rows["safety_validation"],
+            scorers)
 
 
 def summary(module: GRPOModule, steps: int) -> dict:
-    """What done.json keeps of a GRPO run: first and last held-out checks, rewards, general scores."""
-    general = [h for h in module.history if "eval/general/exact" in h]
-    evals = [h for h in module.history if "eval/pass@1" in h]
+    """What done.json keeps of a GRPO run: first and last validation checks, rewards, general scores."""
+    general = [h for h in module.history if "val/general/exact" in h]
+    evals = [h for h in module.history if "val/pass@1" in h]
     rewards = [h["reward"] for h in module.history if "reward" in h]
     return {
-        "objective": evals[-1]["eval/pass@1"] if evals else None,  # held-out pass@1 (subset), for sweeps
+        "objective": evals[-1]["val/pass@1"] if evals else None,  # validation pass@1: the sweeps' objective
         "steps": steps,
-        "heldout_subset_pass@1": {"first": evals[0]["eval/pass@1"], "last": evals[-1]["eval/pass@1"]} if evals else None,
+        "validation_pass@1": {"first": evals[0]["val/pass@1"], "last": evals[-1]["val/pass@1"]} if evals else None,
         "reward": {"first": rewards[0], "last": rewards[-1]} if rewards else None,
         "general": ({"first": general[0], "phase_start": general[1] if len(general) > 2 else None,
                      "last": general[-1]} if general else None),
@@ -81,7 +81,7 @@ def run_grpo(ctx: StageContext) -> dict:
     if g.template == "chat":
         think_prefill(tok)  # a template without a generation prompt fails here, before any compute
     items = read_items(ctx, "train", "train")
-    eval_items = read_jsonl(ctx.data_dir / "heldout.jsonl", required=ITEM_KEYS)[: g.eval_prompts]
+    eval_items = read_items(ctx, "validation", "validation")[: g.eval_prompts] if g.eval_every else []
     prompt = lambda it: item_prompt(tok, it, g.template)  # noqa: E731
     policy = load_model(ctx.init, cfg.model, cfg.trainer.accelerator)
     generator = make_generator(g.rollout, policy, tok, ctx.init, progress=False, follow_policy=True,
@@ -92,7 +92,7 @@ def run_grpo(ctx: StageContext) -> dict:
                         scorers=scorers)
     callbacks = [SampleTable(g.table_every, ctx.run)]
     if g.eval_every:
-        callbacks.append(HeldoutPassAt1(eval_items, [prompt(it) for it in eval_items], g.eval_k, g.max_new_tokens,
+        callbacks.append(ValidationPassAt1(eval_items, [prompt(it) for it in eval_items], g.eval_k, g.max_new_tokens,
                                         g.eval_every, ctx.run))
     if general_eval:
         callbacks.append(GeneralScore(general_eval, [prompt(it) for it in general_eval], scorers, g.eval_k,

@@ -118,9 +118,9 @@ def run_mixed_sft(ctx: StageContext) -> dict:
         raise ValueError(f"config error: io.upstream: {ctx.stage} reads a curated dataset (a curation stage's "
                          f"output); io.upstream has {', '.join(ctx.upstream) or 'nothing'}")
     reasoning_path = ctx.reads(curation) / "reasoning_sft.jsonl"
-    general_path = ctx.data_dir / "general_sft.jsonl"
     reasoning = read_jsonl(reasoning_path, required=["messages"], allow_empty=True)
-    general = read_jsonl(general_path, required=["messages"]) if scfg.general_frac > 0 else []
+    general_path = ctx.data_file("general_sft") if scfg.general_frac > 0 else None
+    general = read_jsonl(general_path, required=["messages"]) if general_path else []
     if not reasoning:
         log.warning("%s holds no samples (the curation kept none): training on non-reasoning rows only",
                     reasoning_path)

@@ -29,8 +29,9 @@ def check_sampler(module: GRPOModule, k: int, max_new_tokens: int, seed: int):
         torch.set_rng_state(state)
 
 
-class HeldoutPassAt1(Callback):
-    """Held-out pass@1 on a fixed subset every ``every`` steps (and before the first step)."""
+class ValidationPassAt1(Callback):
+    """pass@1 on fixed validation prompts every ``every`` steps (and before the first step): the
+    in-training check (held-out prompts are read by the evaluate stage only)."""
 
     def __init__(self, items, prompts, k: int, max_new_tokens: int, every: int, run):
         self.items, self.prompts, self.k, self.every, self.run = items, prompts, k, every, run
@@ -41,10 +42,10 @@ class HeldoutPassAt1(Callback):
             if not trainer.is_global_zero:
                 return
             with check_sampler(module, self.k, self.max_new_tokens, seed=1234) as (gen, params):
-                m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="heldout check")
+                m, _ = evaluate_split(gen, self.items, self.prompts, params, desc="validation check")
         step = trainer.global_step
-        metrics = {"eval/pass@1": m["pass@1"], "eval/format_rate": m["format_rate"],
-                   "eval/mean_length": m["mean_length"], "eval/pass@k": m["pass@k"]}
+        metrics = {"val/pass@1": m["pass@1"], "val/format_rate": m["format_rate"],
+                   "val/mean_length": m["mean_length"], "val/pass@k": m["pass@k"]}
         self.run.log_metrics(metrics, step=step)
         module.history.append({"step": step, **metrics})
 
@@ -61,7 +62,7 @@ class HeldoutPassAt1(Callback):
 class GeneralScore(Callback):
     """General prompts of all-scenario RL before the first step, when the general phase starts and
     at the end: exact match (the verifier, where one exists; refusal without a leak for requests
-    for a secret) and each reward model's mean score on k samples per held-out prompt."""
+    for a secret) and each reward model's mean score on k samples per validation prompt."""
 
     def __init__(self, items, prompts, scorers: dict, k: int, max_new_tokens: int, phase_start: int, run):
         self.items, self.prompts, self.scorers, self.k, self.run = items, prompts, scorers, k, run
@@ -76,13 +77,13 @@ class GeneralScore(Callback):
         items = [it for it, grp in zip(self.items, groups) for _ in grp]
         texts = [c.text for grp in groups for c in grp]
         correct = [is_correct(it, t) for it, t in zip(items, texts)]
-        metrics = {"eval/general/exact": sum(correct) / len(correct)}
+        metrics = {"val/general/exact": sum(correct) / len(correct)}
         for kind in sorted({it.get("kind", "general") for it in items}):
             rows = [ok for it, ok in zip(items, correct) if it.get("kind", "general") == kind]
-            metrics[f"eval/general/{kind}/exact"] = sum(rows) / len(rows)
+            metrics[f"val/general/{kind}/exact"] = sum(rows) / len(rows)
         for name, scorer in self.scorers.items():  # each reward model's reward, logged if not trained on
             scores = get_reward(name)(texts, items, scorer=scorer)
-            metrics[f"eval/general/{name}"] = sum(scores) / len(scores)
+            metrics[f"val/general/{name}"] = sum(scores) / len(scores)
         self.run.log_metrics(metrics, step=trainer.global_step)
         module.history.append({"step": trainer.global_step, **metrics})
 

@@ -33,16 +33,25 @@ def family_specs(data: DataConfig, general: bool = False) -> list[FamilySpec]:
     return [FamilySpec(f.name, f.weight, dict(f.params), dict(f.hard_params)) for f in families]
 
 
+def region_of(split: str) -> str:
+    """The hash region a split draws from: the hard and general splits are held out."""
+    return split if split in ("train", "heldout") else "validation" if split.endswith("validation") else "heldout"
+
+
+def permille(data: DataConfig) -> tuple[int, int]:
+    """The held-out and validation shares of the hash space, per mille."""
+    return data.heldout_permille, data.validation_permille
+
+
 def make_general_split(data: DataConfig, split: str, n: int, seed_offset: int) -> list[dict]:
     """``n`` non-reasoning items mixed across ``data.general_families``; split: train | general
-    (the held-out one)."""
+    (the held-out one) | general_validation."""
     specs = family_specs(data, general=True)
     rows: list[dict] = []
     for spec, fam, count in zip(specs, data.general_families, _counts(specs, n)):
         key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
         seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
-        region = "train" if split == "train" else "heldout"
-        rows += generate_general_items(spec, region, count, seed, data.heldout_permille, fam.top_words)
+        rows += generate_general_items(spec, region_of(split), count, seed, permille(data), fam.top_words)
     for r in rows:
         r["split"] = split
     random.Random(data.seed + seed_offset).shuffle(rows)
@@ -67,17 +76,17 @@ def _counts(specs: list[FamilySpec], n: int) -> list[int]:
 
 
 def make_split(data: DataConfig, split: str, n: int, seed_offset: int, filters: FilterLog | None = None) -> list[dict]:
-    """``n`` items mixed across families by weight. ``split``: train | heldout | hard. ``filters``
-    (if given) counts what the item filters kept and dropped."""
+    """``n`` items mixed across families by weight. ``split``: train | heldout | hard | validation.
+    ``filters`` (if given) counts what the item filters kept and dropped."""
     specs = family_specs(data)
     rows: list[dict] = []
     for spec, count in zip(specs, _counts(specs, n)):
         params = spec.hard_params if split == "hard" else spec.params
-        region = "train" if split == "train" else "heldout"
         key = f"{data.seed}:{seed_offset}:{spec.name}".encode()
         seed = int.from_bytes(hashlib.sha256(key).digest()[:3], "big") * 1000
         counts = filters.of(split, spec.name) if filters is not None else None
-        rows += list(generate_items(spec, params, region, count, seed, data.heldout_permille, data.max_abs, counts))
+        rows += list(generate_items(spec, params, region_of(split), count, seed, data.heldout_permille, data.max_abs,
+                                    counts, data.validation_permille))
     for r in rows:
         r["split"] = split
     random.Random(data.seed + seed_offset).shuffle(rows)
@@ -150,7 +159,7 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
             steps = solve_steps(expr)
             if max(abs(int(t)) for s in steps for t in s.split()[::2]) > data.max_abs:
                 continue
-            if not trainable(expr, data.heldout_permille):
+            if not trainable(expr, *permille(data)):
                 continue
             docs.append({"text": " =\n".join(steps)})
             made += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import reasoning_gym
 
+from r1flow.data.splits import region
 from r1flow.sampling.prompts import summary_line
 
 _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -73,20 +74,20 @@ def max_abs_value(steps: list[str]) -> int:
     return max(abs(int(n)) for step in steps for n in step.split()[::2])
 
 
-def split_region(expr: str, heldout_permille: int) -> str:
-    """'heldout' when the expression's hash falls in the held-out region, else 'train'.
+def split_region(expr: str, heldout_permille: int, validation_permille: int = 0) -> str:
+    """'heldout', 'validation' or 'train': the region of the expression's hash (r1flow/data/splits.py).
 
     The hash ignores the family, so one expression is held out under every wording of it.
     """
     canonical = " ".join(parse_expression(expr))
-    h = int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
-    return "heldout" if h % 1000 < heldout_permille else "train"
+    return region(int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big"), heldout_permille,
+                  validation_permille)
 
 
-def trainable(expr: str, heldout_permille: int) -> bool:
-    """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out expression."""
+def trainable(expr: str, heldout_permille: int, validation_permille: int = 0) -> bool:
+    """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out or validation expression."""
     return all(
-        split_region(step, heldout_permille) == "train"
+        split_region(step, heldout_permille, validation_permille) == "train"
         for step in solve_steps(expr)
         if num_terms(step) >= 3
     )
@@ -190,20 +191,21 @@ class FilterLog:
 
 def generate_items(
     spec: FamilySpec, params: dict, split: str, n: int, seed: int, heldout_permille: int, max_abs: int,
-    counts: Counter | None = None,
+    counts: Counter | None = None, validation_permille: int = 0,
 ) -> Iterator[dict]:
-    """Yield ``n`` distinct items of ``split`` ('train' or 'heldout') from reasoning-gym; ``counts``
-    (if given) counts the kept items and each dropped one under its reason."""
+    """Yield ``n`` distinct items of region ``split`` ('train', 'heldout' or 'validation') from
+    reasoning-gym; ``counts`` (if given) counts the kept items and each dropped one under its reason."""
+    permille = (heldout_permille, validation_permille)
     counts = Counter() if counts is None else counts
     if n <= 0:
         return
     if not has_solver(spec.name, params):
-        yield from generate_unsolved_items(spec, params, split, n, seed, heldout_permille, counts)
+        yield from generate_unsolved_items(spec, params, split, n, seed, permille, counts)
         return
     seen: set[str] = set()
     for entry in _draw(spec.name, params, split, n, seed):
         expr = entry["metadata"]["expression"]
-        reason = _dropped(entry, expr, seen, split, heldout_permille, max_abs)
+        reason = _dropped(entry, expr, seen, split, permille, max_abs)
         if reason:
             counts[reason] += 1
             continue
@@ -221,7 +223,8 @@ def generate_items(
             return
 
 
-def _dropped(entry: dict, expr: str, seen: set[str], split: str, heldout_permille: int, max_abs: int) -> str | None:
+def _dropped(entry: dict, expr: str, seen: set[str], split: str, permille: tuple[int, int],
+             max_abs: int) -> str | None:
     """Why a drawn item of a solver family is not kept (one of the reasons above), or None."""
     if expr in seen:
         return DUPLICATE
@@ -235,9 +238,9 @@ def _dropped(entry: dict, expr: str, seen: set[str], split: str, heldout_permill
     # ("5 - 0 * 6" -> 30); keep only items whose gold is the value by precedence
     if steps[-1] != str(entry["answer"]):
         return GOLD
-    if split == "heldout":
-        return None if split_region(expr, heldout_permille) == "heldout" else OTHER_SPLIT
-    return None if trainable(expr, heldout_permille) else OTHER_SPLIT
+    if split != "train":
+        return None if split_region(expr, *permille) == split else OTHER_SPLIT
+    return None if trainable(expr, *permille) else OTHER_SPLIT
 
 
 def json_metadata(metadata: dict) -> dict:
@@ -253,13 +256,13 @@ def json_metadata(metadata: dict) -> dict:
 
 
 def generate_unsolved_items(spec: FamilySpec, params: dict, split: str, n: int, seed: int,
-                            heldout_permille: int, counts: Counter) -> Iterator[dict]:
+                            permille: tuple[int, int], counts: Counter) -> Iterator[dict]:
     """Items of a family our solver cannot rewrite (gsm_symbolic, word problems, puzzles): split by a
     hash of the question, graded by the family's own scorer, with no scripted cold-start trace."""
     seen: set[str] = set()
     for entry in _draw(spec.name, params, split, n, seed):
         q = entry["question"]
-        if q in seen or general_region(q, heldout_permille) != split:
+        if q in seen or general_region(q, *permille) != split:
             counts[DUPLICATE if q in seen else OTHER_SPLIT] += 1
             continue
         seen.add(q)
@@ -270,18 +273,19 @@ def generate_unsolved_items(spec: FamilySpec, params: dict, split: str, n: int, 
             return
 
 
-def general_region(question: str, heldout_permille: int) -> str:
-    """'heldout' or 'train' for a non-reasoning item, by a hash of its question."""
-    h = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
-    return "heldout" if h % 1000 < heldout_permille else "train"
+def general_region(question: str, heldout_permille: int, validation_permille: int = 0) -> str:
+    """The region of an item split by a hash of its question ('heldout', 'validation' or 'train')."""
+    return region(int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big"), heldout_permille,
+                  validation_permille)
 
 
 WORD_RE = re.compile(r"[A-Za-z]+")
 
 
-def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, heldout_permille: int,
+def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, permille: tuple[int, int],
                            top_words: int = 0) -> list[dict]:
-    """``n`` distinct items of a non-reasoning family for ``split`` ('train' or 'heldout').
+    """``n`` distinct items of a non-reasoning family for region ``split`` ('train', 'heldout' or
+    'validation'; ``permille``: the held-out and validation shares).
 
     ``top_words``: keep only items whose words are all among the family's ``top_words`` most
     frequent words (measured on a probe sample), so a word-level tokenizer stays small.
@@ -299,7 +303,7 @@ def generate_general_items(spec: FamilySpec, split: str, n: int, seed: int, held
         offset += 1
         for entry in ds:
             q = entry["question"]
-            if q in seen or general_region(q, heldout_permille) != split:
+            if q in seen or general_region(q, *permille) != split:
                 continue
             if allowed is not None and not set(WORD_RE.findall(q)) <= allowed:
                 continue
