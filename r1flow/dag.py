@@ -27,6 +27,7 @@ from r1flow.config import ConfigError, config_view, student_checkpoint, with_stu
 BASE = "base"  # an edge to the base model: the pretrain stage's, or model.name_or_path (init=pretrained)
 DATA = "data"
 MODEL = "model"  # the output directory of a stage's Hugging Face checkpoint
+LIGHT = "light"  # the job class of the jobs that compute nothing with torch (and do not import it)
 SHARD_FILE = "prompts_{}.jsonl"  # a curation stage's prompt shard <i>, under its part directory shards/
 # the embedded world's tokenizer, as save_pretrained writes it (the pretrain stage reads it)
 TOKENIZER_FILES = ("tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json", "tokenizer/chat_template.jinja")
@@ -98,13 +99,18 @@ class Stage:
     def makes_model(self) -> bool:
         return MODEL in self.outputs
 
+    def job_class(self, part: str | None = None) -> str:
+        """The job class of its runs (conf resources.<class>): a curation stage's prompt shards and
+        merge are light, like the data and report stages (they compute nothing with torch)."""
+        return LIGHT if part in ("shards", "merge") else self.resources
+
 
 TRAIN = ("model", "trainer")  # the view of a training stage: the model, the Trainer and its section
 SAMPLE = ("model.dtype", "model.attn_implementation")  # the view of a sampling stage
 RL_PLOTS, LM = "RL curves", (MODEL,)
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", Kind.data, "common", "§2.2.2, §2.3.1 (prompts, cold-start data)", resources="light",
+    Stage("data", Kind.data, "common", "§2.2.2, §2.3.1 (prompts, cold-start data)", resources=LIGHT,
           view=("model.init", "model.name_or_path"), critical=True),
     Stage("pretrain", Kind.pretrain, "reasoning", "the base model (the paper's is DeepSeek-V3-Base)",
           outputs=LM, evaluated=Eval("base", "base_{student}"), view=TRAIN, students="all", critical=True,
@@ -140,7 +146,7 @@ STAGES: tuple[Stage, ...] = (
           "metrics.json", "samples.jsonl", "pass_at_k.png"), plots="Evaluation", view=SAMPLE, resources="sample"),
     Stage("report", Kind.report, "report", "§3, §4.1, Tables 2, 5, 6",
           outputs=("results.md", "results.csv", "claims.md", "pass_at_1.png", "pass_at_k.png", "rl_curves.png",
-                   "distill_vs_rl.png"), plots="Report", view=("r1_zero.eval_prompts",), resources="light"),
+                   "distill_vs_rl.png"), plots="Report", view=("r1_zero.eval_prompts",), resources=LIGHT),
 )
 BY_NAME = {s.name: s for s in STAGES}
 

@@ -316,13 +316,17 @@ def test_lightning_logger_writes_into_the_stage_run(env: Path) -> None:
         logger = run.lightning_logger(prefix="fit")
         logger.log_hyperparams({"model": {"hidden": 128}, "lr": 0.01})  # model.hidden exists
         logger.log_metrics({"train/loss": 0.25}, step=3)
+        logger.log_metrics({"train/loss": 0.25, "train/lr": 0.1}, step=3)  # handed over again (a checkpoint step)
+        logger.log_metrics({"train/loss": 0.5}, step=4)
         logger.finalize("success")
         # The stage still owns the run: Lightning's finalize did not terminate it.
         assert MlflowClient().get_run(run.run_id).info.status == "RUNNING"
         run.log_metrics({"eval/acc": 0.5})
     finished = MlflowClient().get_run(run.run_id)
     assert finished.info.status == "FINISHED"
-    assert finished.data.metrics == {"fit-train/loss": 0.25, "eval/acc": 0.5}
+    assert finished.data.metrics == {"fit-train/loss": 0.5, "fit-train/lr": 0.1, "eval/acc": 0.5}
+    history = MlflowClient().get_metric_history(run.run_id, "fit-train/loss")
+    assert [(m.step, m.value) for m in history] == [(3, 0.25), (4, 0.5)], "one value per metric and step"
     assert finished.data.params["model.hidden"] == "64"  # the config value is kept
     assert finished.data.params["lr"] == "0.01"
     assert logger.run_id == run.run_id

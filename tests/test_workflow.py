@@ -4,7 +4,9 @@ before any job, and the smoke DAG's run: every stage's outputs and the HTML repo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 from conftest import SMOKE_DAG, SNAKEMAKE, add_experiment, copy_project, planned_jobs, snakemake
@@ -89,6 +91,29 @@ def test_every_stage_of_the_smoke_dag_leaves_its_outputs(smoke_dag):
     assert (res / "reasoning_rl" / "curves.png").stat().st_size > 1000
     assert (res / "logs" / "pretrain.log").is_file() and (res / "benchmarks" / "pretrain.tsv").is_file()
     assert planned_jobs(smoke_dag.proj) == {}, "a second run has nothing to do"
+
+
+# runs a stage as its job does, and prints which heavy modules the process had imported when it ended
+PROBE = ("import atexit, runpy, sys; atexit.register(lambda: print('imported:', sorted({m.split('.')[0] for m in "
+         "sys.modules} & {'torch', 'lightning', 'torchmetrics'}))); sys.argv = sys.argv[1:]; "
+         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.parametrize("stage, args", [
+    ("data", []),
+    ("rejection_sampling", ["io.part=shards"]),
+    ("rejection_sampling", ["io.part=merge"]),
+    ("report", []),
+])
+def test_light_jobs_import_neither_torch_nor_lightning(smoke_dag, tmp_path, stage, args):
+    """The data, report, shards and merge jobs compute nothing with torch: they import neither
+    torch nor Lightning (about 7 s of each job's start-up; r1flow.harness.entry.seed)."""
+    out = subprocess.run([sys.executable, "-c", PROBE, f"stages.{stage}", "experiment=smoke", f"io.out_dir={tmp_path}",
+                          f"hydra.run.dir={tmp_path}", *args], cwd=smoke_dag.proj, capture_output=True, text=True,
+                         env={**os.environ, **smoke_dag.env()})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "done.json").is_file()
+    assert "imported: []" in out.stdout, out.stdout[-2000:]
 
 
 def test_snakemake_report_embeds_the_plots_and_tables(smoke_dag):

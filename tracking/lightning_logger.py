@@ -18,7 +18,7 @@ from typing_extensions import override
 class StageMLFlowLogger(MLFlowLogger):
     """``MLFlowLogger`` bound to a run whose lifecycle belongs to :func:`tracking.stage_run`.
 
-    Two departures from the stock logger:
+    Three departures from the stock logger:
 
     * :meth:`finalize` still uploads checkpoints (when ``log_model`` is enabled) but does not
       call ``set_terminated``: the stock logger marks the run FINISHED at the end of
@@ -27,7 +27,19 @@ class StageMLFlowLogger(MLFlowLogger):
     * :meth:`log_hyperparams` skips keys the run already has. The stage logs the resolved
       config as params up front, and MLflow refuses to change a param's value; Lightning
       truncates values to 250 characters, so a re-log of a long value would raise.
+    * :meth:`log_metrics` logs a metric once per step: a step's training metrics are handed over
+      twice when a checkpoint is written at that step (``r1flow.train.trainer.StepCheckpoint``
+      logs them before writing it, Lightning after the callbacks).
     """
+
+    @override
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        logged = self.__dict__.setdefault("_logged_at", {})  # metric -> the last step it was logged at
+        fresh = {key: value for key, value in metrics.items() if logged.get(key, -1) != step}
+        logged.update(dict.fromkeys(fresh, step))
+        if fresh:
+            super().log_metrics(fresh, step)
 
     @override
     @rank_zero_only

@@ -14,6 +14,7 @@ module it imports, transitively (a static scan of import lines), with two except
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -35,8 +36,15 @@ def _is_code(name: str) -> bool:
         name == d or name.startswith(d + ".") for d in DECLARATIONS)
 
 
-def _imports(path: Path, module: str) -> list[str]:
-    """The modules ``path`` imports (relative imports resolved against ``module``)."""
+def _imports(path: Path, module: str) -> tuple[str, ...]:
+    """The modules ``path`` imports (relative imports resolved against ``module``); parsed once per
+    version of the file (the Snakefile asks for every rule's digest: most stages share most files)."""
+    st = path.stat()
+    return _parsed_imports(path, module, st.st_mtime_ns, st.st_size)
+
+
+@functools.cache
+def _parsed_imports(path: Path, module: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     names = []
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
@@ -48,7 +56,7 @@ def _imports(path: Path, module: str) -> list[str]:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
             names += [base] + [f"{base}.{a.name}" for a in node.names]
-    return names
+    return tuple(names)
 
 
 def code_files(module: str) -> list[Path]:
@@ -63,7 +71,7 @@ def code_files(module: str) -> list[Path]:
         if path is None:
             continue
         seen[name] = path
-        todo += _imports(path, name)
+        todo += list(_imports(path, name))
         parent = name.rpartition(".")[0]  # importing a module runs its package's __init__
         if parent:
             todo.append(parent)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -38,7 +37,7 @@ from omegaconf import DictConfig
 import tracking
 from r1flow.config import CONF_DIR, digest, plain, validate, with_student
 from r1flow.config.knobs import Part
-from r1flow.dag import BY_NAME, DAG, DATA, Node, shard_name
+from r1flow.dag import BY_NAME, DAG, DATA, LIGHT, Node, shard_name
 from r1flow.harness.checkpoints import interrupted_run
 from r1flow.harness.code import code_digest
 from r1flow.harness.files import DataError, write_json
@@ -119,6 +118,25 @@ def _sweep_trial() -> list[str] | None:
     return list(hc.overrides.task) if hc.mode == RunMode.MULTIRUN else None
 
 
+def seed(cfg: DictConfig, torch: bool) -> None:
+    """Seed the generators from ``cfg.seed``: Python's and NumPy's, and for a job that computes with
+    torch (``torch``) torch's too, through Lightning (which also seeds its dataloader workers), with
+    ``trainer.num_threads``. A light job (data, report, a curation's shards and merge) imports
+    neither torch nor Lightning: about 7 s of its start-up (tests/test_dag.py checks it)."""
+    if not torch:
+        import numpy as np
+
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        return
+    import lightning as L
+    import torch as th
+
+    if cfg.trainer.num_threads > 0:
+        th.set_num_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+
 def find_node(dag: DAG, stage: str, cfg: DictConfig) -> Node:
     """This run's node: the stage's (the student's), or an evaluation named by ``io.label`` (by
     default the checkpoint's directory name), of the DAG's checkpoint or of ``io.init_model``."""
@@ -163,9 +181,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         out_dir = Path(dag.dir(node.key, cfg.io.part, shard_name(cfg.io.shard) if cfg.io.shard else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ATTEMPT  # what the stage writes into (the ranks > 0 too)
-    if cfg.trainer.num_threads > 0:
-        torch.set_num_threads(cfg.trainer.num_threads)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed(cfg, torch=node.stage.job_class(cfg.io.part) != LIGHT)
     view = dag.view(node)
     ctx = StageContext(cfg=cfg, stage=stage, out_dir=work, run=_NonZeroRankRun(), config_digest=digest(view),
                        init=init, upstream=upstream, label=node.label, home=Path(dag.dir(node.key)),

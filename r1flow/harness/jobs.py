@@ -138,10 +138,6 @@ class Jobs:
                 out[key] = path
         return {**out, "done": f"{self.res}/{pattern}/{DONE}"}
 
-    def job_class(self, stage: Stage, part: str | None = None) -> str:
-        """The stage's job class (a curation stage's shards and merge are light)."""
-        return "light" if part in ("shards", "merge") else stage.resources
-
     def ranks(self, job_class: str) -> tuple[int, int]:
         """(processes per node, nodes) of a job of ``job_class``: the trainer's for Lightning jobs."""
         nodes = self.cfg.trainer.num_nodes if job_class in TRAINING_CLASSES else 1
@@ -152,7 +148,7 @@ class Jobs:
         and GPUs per node, CPUs per task. A Lightning job on several devices or nodes is one task per
         device on each node (``--ntasks-per-node``), started by ``srun`` in the allocation (see
         :meth:`launcher`), which is what Lightning's SLURM environment expects."""
-        cls = self.job_class(stage, part)
+        cls = stage.job_class(part)
         r = self.cfg.resources[cls]
         out = {"cpus_per_task": r.cpus, "mem_mb": r.mem_mb, "runtime": r.runtime}
         if r.gpus:
@@ -165,7 +161,7 @@ class Jobs:
     def launcher(self, stage: Stage, part: str | None = None) -> str:
         """What starts a multi-process job's tasks inside a SLURM allocation: ``srun`` with one task per
         device; outside SLURM nothing, and Lightning starts its processes itself."""
-        tasks, nodes = self.ranks(self.job_class(stage, part))
+        tasks, nodes = self.ranks(stage.job_class(part))
         if tasks * nodes == 1:
             return ""
         return f"${{SLURM_JOB_ID:+srun --nodes={nodes} --ntasks-per-node={tasks} --kill-on-bad-exit=1}} "

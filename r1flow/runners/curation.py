@@ -13,7 +13,9 @@ code-block and repetitive samples, de-duplicates, and keeps at most ``max_per_pr
 Under Snakemake the work is sharded: ``io.part=shards`` writes ``shards/prompts_<i>.jsonl`` (a
 Snakemake checkpoint: the number of shards follows from the data), ``io.part=sample
 io.shard=<file>`` samples one shard (one job each, in parallel on a cluster), ``io.part=merge``
-curates the union. By hand (``io.part=all``, the default) the three run in one process.
+curates the union. By hand (``io.part=all``, the default) the three run in one process. The
+shards and merge jobs are light: the sampler's modules (torch, transformers) are imported where a
+model is sampled, not by this module.
 
 Output: ``<out_dir>/reasoning_sft.jsonl`` (chat rows for SFT), ``report.json`` (kept and dropped
 per filter and per family), ``lengths.png``.
@@ -27,11 +29,9 @@ from pathlib import Path
 from r1flow.dag import SHARD_FILE, shard_name
 from r1flow.harness.entry import StageContext
 from r1flow.harness.files import file_digest, read_json, read_jsonl, write_json, write_jsonl
-from r1flow.harness.models import load_tokenizer, sampler_of
 from r1flow.report.plots import plot_lengths
 from r1flow.sampling.curation import FilterLimits, curate, merge_reports, sft_row
 from r1flow.sampling.prompts import item_prompt, think_prefill, user_content
-from r1flow.sampling.rollout import SamplingParams
 from r1flow.sampling.verify import ITEM_KEYS
 
 log = logging.getLogger("r1flow.curation")
@@ -54,6 +54,8 @@ def write_shards(ctx: StageContext, out: Path) -> list[Path]:
 
 def load_sampler(ctx: StageContext):
     """(tokenizer, generator) of the model to sample from (the ``sampler`` stage's export)."""
+    from r1flow.harness.models import load_tokenizer, sampler_of  # (torch: not for the light parts)
+
     cfg = ctx.cfg
     tok = load_tokenizer(ctx.init, cfg.model.trust_remote_code)
     think_prefill(tok)  # a template without a generation prompt fails here, before any compute
@@ -63,6 +65,8 @@ def load_sampler(ctx: StageContext):
 def sample_shard(ctx: StageContext, shard: Path, out: Path, sampler=None) -> dict:
     """Sample, verify and curate one shard; write its kept rows and report into ``out``.
     ``sampler``: a loaded (tokenizer, generator), so one process sampling every shard loads once."""
+    from r1flow.sampling.rollout import SamplingParams
+
     section = ctx.stage
     rs = ctx.cfg[section]
     items = read_jsonl(shard, required=ITEM_KEYS)

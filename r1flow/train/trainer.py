@@ -43,12 +43,16 @@ class RandomStates(Callback):
 
 
 class StepCheckpoint(ModelCheckpoint):
-    """Lightning's checkpoint every ``every_n_train_steps``, written once its step is over: when the
-    step also validates, after the validation (Lightning's own deferred save, as for a monitored
-    metric), so that a kill right after the write loses none of the step's validation metrics (the
-    resumed run starts at the next step). Our callbacks log before this one runs; Lightning logs the
-    step's training metrics right after the callbacks, a single logger call that a kill at that
-    instant could still lose (no callback hook comes later without the next batch already drawn)."""
+    """Lightning's checkpoint every ``every_n_train_steps``, written once everything its step logs
+    has been logged, so that a kill right after the write loses no point of any curve (the resumed
+    run starts at the next step and does not repeat it):
+
+    - when the step also validates, after the validation (Lightning's own deferred save, as for a
+      monitored metric), which Lightning runs after logging the step's training metrics;
+    - otherwise the step's training metrics are handed to the loggers first. Lightning hands them
+      over again right after the callbacks; the stages' logger keeps one value per metric and step
+      (tracking.lightning_logger). Our own callbacks log before this one runs.
+    """
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         due = self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0
@@ -56,6 +60,8 @@ class StepCheckpoint(ModelCheckpoint):
         if due and loop.epoch_loop._should_check_val_fx(loop._data_fetcher):  # Lightning's "validate now?"
             self._defer_save_until_validation = True  # written by on_validation_end
             return
+        if due:
+            trainer._logger_connector.update_train_step_metrics()  # what Lightning logs after the callbacks
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
