@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -143,6 +144,24 @@ def test_the_hf_smoke_dag_runs_from_a_checkpoint_on_files_down_to_the_report(hf_
     assert json.loads((res / "data" / "decontamination.json").read_text())["train_rows"] > 0
     claims = (res / "report" / "claims.md").read_text()
     assert "tiny world" not in claims and "arithmetic" not in claims
+
+
+@pytest.mark.slow
+def test_an_evaluation_run_again_by_its_command_writes_the_same_bytes(hf_smoke_dag, tmp_path):
+    """Determinism where the metrics are not all zero: the DAG's evaluation of the base checkpoint
+    (sampled at temperature 0.6, graded by math-verify), run again by the command Snakemake ran into
+    another directory, writes byte-identical metrics and samples."""
+    log = "\n".join(p.read_text() for p in sorted((hf_smoke_dag.proj / ".snakemake" / "log").glob("*.log")))
+    line = next(x for x in log.splitlines() if "stages.evaluate" in x and "io.out_dir=results/hf_smoke/eval/base " in x)
+    args = shlex.split(line.split("python ", 1)[1].split(" > ")[0])
+    args = [f"{a.split('=')[0]}={tmp_path}" if a.startswith(("hydra.run.dir=", "io.out_dir=")) else a for a in args]
+    proc = subprocess.run([sys.executable, *args], cwd=hf_smoke_dag.proj, capture_output=True, text=True,
+                          env={**os.environ, **hf_smoke_dag.env()})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dag_eval = hf_smoke_dag.res / "eval" / "base"
+    assert json.loads((dag_eval / "metrics.json").read_text())["splits"]["heldout"]["pass@1"] > 0
+    for name in ("metrics.json", "samples.jsonl"):
+        assert (tmp_path / name).read_bytes() == (dag_eval / name).read_bytes(), name
 
 
 @pytest.mark.slow

@@ -118,22 +118,23 @@ def _sweep_trial() -> list[str] | None:
     return list(hc.overrides.task) if hc.mode == RunMode.MULTIRUN else None
 
 
-def seed(cfg: DictConfig, torch: bool) -> None:
+def seed(cfg: DictConfig, uses_torch: bool) -> None:
     """Seed the generators from ``cfg.seed``: Python's and NumPy's, and for a job that computes with
-    torch (``torch``) torch's too, through Lightning (which also seeds its dataloader workers), with
-    ``trainer.num_threads``. A light job (data, report, a curation's shards and merge) imports
-    neither torch nor Lightning: about 7 s of its start-up (tests/test_dag.py checks it)."""
-    if not torch:
+    torch (``uses_torch``) torch's too, through Lightning (which also seeds its dataloader workers),
+    with ``trainer.num_threads``. A light job (data, report, a curation's shards and merge) imports
+    neither torch nor Lightning: about 5 s of its start-up (bench/job_startup.py;
+    tests/test_workflow.py checks that none of them imports either)."""
+    if not uses_torch:
         import numpy as np
 
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         return
     import lightning as L
-    import torch as th
+    import torch
 
     if cfg.trainer.num_threads > 0:
-        th.set_num_threads(cfg.trainer.num_threads)
+        torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
@@ -181,7 +182,7 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         out_dir = Path(dag.dir(node.key, cfg.io.part, shard_name(cfg.io.shard) if cfg.io.shard else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ATTEMPT  # what the stage writes into (the ranks > 0 too)
-    seed(cfg, torch=node.stage.job_class(cfg.io.part) != LIGHT)
+    seed(cfg, uses_torch=node.stage.job_class(cfg.io.part) != LIGHT)
     view = dag.view(node)
     ctx = StageContext(cfg=cfg, stage=stage, out_dir=work, run=_NonZeroRankRun(), config_digest=digest(view),
                        init=init, upstream=upstream, label=node.label, home=Path(dag.dir(node.key)),
