@@ -3,6 +3,7 @@ the smoke DAG's report outputs; the README's generated results section."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown
@@ -26,11 +27,19 @@ def verdicts(by_label, runs, students, checks_n=None):
     return {c["claim"]: c["verdict"] for c in check_claims(Evidence(by_label, runs, students, checks_n))}
 
 
-def test_claims_follow_the_numbers():
+def samples(path: Path, responses: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"split": "heldout", "question": "Calculate 3 + 4.", "response": r}) + "\n"
+                            for r in responses))
+    return path
+
+
+def test_claims_follow_the_numbers(tmp_path):
     runs = {"r1_zero": rl_history([30] * 10 + [40] * 10, [0.05, 0.08]),
             "reasoning_rl": rl_history([20] * 10 + [24] * 10, [0.15, 0.35])}
+    reflective = samples(tmp_path / "reflective.jsonl", ["3 + 4 =\n7, check: 7 - 4 = 3", "5"])
     good = {r["label"]: r for r in [
-        row("base", 0.40), row("r1_zero", 0.50, fmt=0.9), row("cold_start_sft", 0.15), row("reasoning_rl", 0.45),
+        row("base", 0.40), row("r1_zero", 0.50, fmt=0.9), row("cold_start_sft", 0.15),
+        {**row("reasoning_rl", 0.45), "samples": reflective},
         row("all_scenario_rl", 0.52, params=4000), row("student_medium", 0.40, params=2000),
         row("student_small", 0.30, params=1000), row("rl_only_small", 0.20, params=1000)]}
     v = verdicts(good, runs, ["medium", "small"])
@@ -50,6 +59,13 @@ def test_claims_follow_the_numbers():
     assert v["Distillation beats RL on the same small model (student small)"] == "not reproduced"
     assert v["Cold start makes RL better and faster; R1-Zero's drawback is readability"] == "reproduced"
     assert v["Larger students distil better, all below the teacher"] == "partly"
+    # lengths that grow with no reflective word in the held-out samples are half of that claim
+    silent = dict(good, reasoning_rl={**good["reasoning_rl"], "samples": samples(tmp_path / "s.jsonl", ["3", "7"])})
+    runs_grow = dict(runs, reasoning_rl=rl_history([20] * 10 + [24] * 10, [0.15, 0.35]))
+    assert verdicts(good, runs_grow, ["medium", "small"])["Response length grows during RL; reflective words "
+                                                          "appear"] == "reproduced"
+    assert verdicts(silent, runs_grow, ["medium", "small"])["Response length grows during RL; reflective words "
+                                                            "appear"] == "partly"
     text = claims_markdown(check_claims(Evidence(bad, runs, ["medium", "small"])))
     assert "**not reproduced**" in text and "(§4.1, Table 6): Qwen-32B: distilled 72.6" in text
     # R1-Zero judged on its own template: its checks rose 5 -> 8 %, within the noise of 200 prompts...

@@ -100,13 +100,16 @@ def length_grows(ev: Evidence) -> list[tuple[str, str, str]]:
             if lab in ev.by_label}
     grew = [name for name, (a, c) in grow.items() if c > a * 1.05]
     verdict = REPRODUCED if len(grew) == len(grow) else PARTLY if grew else NOT
+    known = [v for v in refl.values() if v is not None]
+    silent = bool(known) and not any(known)  # the held-out samples hold no reflective word
+    if silent and verdict == REPRODUCED:
+        verdict = PARTLY  # the lengths grew, the reflective words did not appear: half of the claim
     lengths = "; ".join(f"{name} {a:.1f} → {c:.1f} tokens" for name, (a, c) in grow.items())
     words = ", ".join(f"{lab} {100 * v:.1f} %" for lab, v in refl.items() if v is not None)
     return [(CLAIMS[1].title, verdict,
              f"mean rollout length, first vs last tenth of the steps: {lengths}. Held-out responses with a "
              f"reflective word (wait/check/verify/again): {words}"
-             + (" — none writes one, so that half of the claim does not show in this run." if not any(refl.values())
-                else "."))]
+             + (" — none writes one, so that half of the claim does not show in this run." if silent else "."))]
 
 
 def distillation_beats_rl(ev: Evidence) -> list[tuple[str, str, str]]:
