@@ -135,15 +135,20 @@ def summarise(res: dict, warmup: int) -> tuple[float, float, float]:
     return sec, tps, res["peak_rss_mb"]
 
 
+def add_rollout_args(ap: argparse.ArgumentParser) -> None:
+    """The rollout's shape, shared with bench/step_profile.py: prompts per step, G, length, beta."""
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--beta", type=float, default=0.04)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="tiny")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--beta", type=float, default=0.04)
+    add_rollout_args(ap)
     ap.add_argument("--child", choices=["ours", "trl"])
     args = ap.parse_args()
     if args.child:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from grpo_vs_trl import setup
+from grpo_vs_trl import add_rollout_args, setup
 from lightning.pytorch.callbacks import Callback
 
 
@@ -182,10 +182,7 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=6)
     ap.add_argument("--sft-steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--beta", type=float, default=0.04)
+    add_rollout_args(ap)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--eval-prompts", type=int, default=64)
     args = ap.parse_args()
