@@ -327,8 +327,7 @@ def test_lightning_logger_writes_into_the_stage_run(env: Path) -> None:
     assert finished.data.metrics == {"fit-train/loss": 0.5, "fit-train/lr": 0.1, "eval/acc": 0.5}
     history = MlflowClient().get_metric_history(run.run_id, "fit-train/loss")
     assert [(m.step, m.value) for m in history] == [(3, 0.25), (4, 0.5)], "one value per metric and step"
-    assert finished.data.params["model.hidden"] == "64"  # the config value is kept
-    assert finished.data.params["lr"] == "0.01"
+    assert finished.data.params["model.hidden"] == "64" and finished.data.params["lr"] == "0.01"  # config kept
     assert logger.run_id == run.run_id
 
 
