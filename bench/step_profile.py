@@ -27,25 +27,28 @@ from lightning.pytorch.callbacks import Callback
 
 
 class Parts:
-    """Seconds spent in each named part; ``wrap`` times a callable, ``inside`` marks an enclosing part
-    so that a function called from it (the policy's log-probs inside the reference pass) is not
-    counted twice."""
+    """Seconds spent in each named part, exclusive of the parts timed inside it (Lightning's
+    optimizer step runs the forward and backward passes in its closure); ``wrap`` times a callable,
+    not counted when called inside part ``only_outside`` (the log-probs of the reference pass)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
-        self.open: list[str] = []
+        self.open: list[list] = []  # [name, seconds of the parts inside it]
 
     def wrap(self, name: str, fn, only_outside: str | None = None):
         def timed(*args, **kwargs):
-            if only_outside in self.open:
+            if any(part[0] == only_outside for part in self.open):
                 return fn(*args, **kwargs)
-            self.open.append(name)
+            self.open.append([name, 0.0])
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[name] += time.perf_counter() - t0
-                self.open.pop()
+                elapsed = time.perf_counter() - t0
+                _, inner = self.open.pop()
+                self.seconds[name] += elapsed - inner
+                if self.open:
+                    self.open[-1][1] += elapsed
         return timed
 
 
@@ -76,12 +79,12 @@ def patched(obj, name: str, value):
         setattr(obj, name, old)
 
 
-def table(title: str, parts: dict[str, float], total: float, steps: int) -> None:
+def table(title: str, parts: dict[str, float], total: float, steps: int,
+          other: str = "other (Lightning's loop and hooks, clipping, logging, data)") -> None:
     print(f"\n{title}: {total / steps:.3f} s per step ({steps} steps)")
     print("| part | s per step | share |")
     print("|---|---|---|")
-    for name, sec in [*parts.items(), ("other (Lightning's loop and hooks, clipping, logging, data)",
-                                                    total - sum(parts.values()))]:
+    for name, sec in [*parts.items(), (other, total - sum(parts.values()))]:
         print(f"| {name} | {sec / steps:.3f} | {100 * sec / total:.1f} % |")
 
 
@@ -146,7 +149,7 @@ def profile_sft(args) -> None:
     module.backward = p.wrap("backward", module.backward)
     clock = StepClock(p, args.warmup)
     with tempfile.TemporaryDirectory() as tmp, \
-            patched(torch.optim.AdamW, "step", p.wrap("optimizer", torch.optim.AdamW.step)):
+            patched(torch.optim.AdamW, "step", p.wrap("optimizer (its own work)", torch.optim.AdamW.step)):
         tcfg = copy.deepcopy(cfg.trainer)
         tcfg.enable_progress_bar = False
         trainer = build_trainer(tcfg, Path(tmp), logger=False, max_steps=args.sft_steps,
@@ -174,7 +177,7 @@ def profile_evaluation(args) -> None:
         evaluation.evaluate_split(gen, items, prompts, params)
     total = time.perf_counter() - t0
     table(f"evaluation pass ({len(items)} prompts x k={e.k}, <= {e.max_new_tokens} new tokens)", dict(p.seconds),
-          total, 1)
+          total, 1, other="other (prompts, aggregation, sample rows)")
 
 
 def main() -> None:
