@@ -23,6 +23,7 @@ from r1flow.world.tasks import (
     generate_general_items,
     generate_items,
     random_expression,
+    region_of,
     solve_steps,
     trainable,
 )
@@ -31,11 +32,6 @@ from r1flow.world.tasks import (
 def family_specs(data: DataConfig, general: bool = False) -> list[FamilySpec]:
     families = data.general_families if general else data.families
     return [FamilySpec(f.name, f.weight, dict(f.params), dict(f.hard_params)) for f in families]
-
-
-def region_of(split: str) -> str:
-    """The hash region a split draws from: the hard and general splits are held out."""
-    return split if split in ("train", "heldout") else "validation" if split.endswith("validation") else "heldout"
 
 
 def permille(data: DataConfig) -> tuple[int, int]:

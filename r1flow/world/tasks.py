@@ -84,6 +84,12 @@ def split_region(expr: str, heldout_permille: int, validation_permille: int = 0)
                   validation_permille)
 
 
+def region_of(split: str) -> str:
+    """The hash region a split draws from: the validation splits' is validation, the hard, general
+    and safety splits are held out."""
+    return split if split in ("train", "heldout") else "validation" if split.endswith("validation") else "heldout"
+
+
 def trainable(expr: str, heldout_permille: int, validation_permille: int = 0) -> bool:
     """True when neither ``expr`` nor any 3+-term rewrite of it is a held-out or validation expression."""
     return all(
