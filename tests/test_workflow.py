@@ -107,7 +107,7 @@ PROBE = ("import atexit, runpy, sys; atexit.register(lambda: print('imported:', 
 ])
 def test_light_jobs_import_neither_torch_nor_lightning(smoke_dag, tmp_path, stage, args):
     """The data, report, shards and merge jobs compute nothing with torch: they import neither
-    torch nor Lightning (about 7 s of each job's start-up; r1flow.harness.entry.seed)."""
+    torch nor Lightning (4 to 6 s of each job's start-up: bench/job_startup.py; entry.seed)."""
     out = subprocess.run([sys.executable, "-c", PROBE, f"stages.{stage}", "experiment=smoke", f"io.out_dir={tmp_path}",
                           f"hydra.run.dir={tmp_path}", *args], cwd=smoke_dag.proj, capture_output=True, text=True,
                          env={**os.environ, **smoke_dag.env()})

@@ -122,7 +122,7 @@ def seed(cfg: DictConfig, uses_torch: bool) -> None:
     """Seed the generators from ``cfg.seed``: Python's and NumPy's, and for a job that computes with
     torch (``uses_torch``) torch's too, through Lightning (which also seeds its dataloader workers),
     with ``trainer.num_threads``. A light job (data, report, a curation's shards and merge) imports
-    neither torch nor Lightning: about 5 s of its start-up (bench/job_startup.py;
+    neither torch nor Lightning: 4 to 6 s of its start-up (bench/job_startup.py;
     tests/test_workflow.py checks that none of them imports either)."""
     if not uses_torch:
         import numpy as np
