@@ -32,12 +32,15 @@ class StageMLFlowLogger(MLFlowLogger):
       logs them before writing it, Lightning after the callbacks).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._logged_at: dict[str, int | None] = {}  # metric -> the last step it was logged at
+
     @override
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        logged = self.__dict__.setdefault("_logged_at", {})  # metric -> the last step it was logged at
-        fresh = {key: value for key, value in metrics.items() if logged.get(key, -1) != step}
-        logged.update(dict.fromkeys(fresh, step))
+        fresh = {key: value for key, value in metrics.items() if self._logged_at.get(key, -1) != step}
+        self._logged_at.update(dict.fromkeys(fresh, step))
         if fresh:
             super().log_metrics(fresh, step)
 
