@@ -180,6 +180,7 @@ class DAG:
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
+        self._student_cfgs: dict[str | None, DictConfig] = {}  # with_student's result, per student
         self.results = str(cfg.results_dir)
         self.scratch = cfg.model.init == "scratch"
         self.nodes: dict[str, Node] = {}
@@ -202,6 +203,13 @@ class DAG:
         self.nodes["report"] = Node("report", BY_NAME["report"], upstream=evaluated)
 
     # ---------------------------------------------------------------- building
+    def cfg_of(self, student: str | None) -> DictConfig:
+        """The config ``student``'s stages run with (None: the teacher's), made once: every node of
+        a student reads it (read only)."""
+        if student not in self._student_cfgs:
+            self._student_cfgs[student] = with_student(self.cfg, student)
+        return self._student_cfgs[student]
+
     def external(self, student: str | None) -> str | None:
         """The checkpoint the teacher (or ``student``) starts from, or None when the DAG pretrains it."""
         if student:
@@ -302,7 +310,7 @@ class DAG:
         ``io.data_dir`` as its outputs, so that editing one reruns the stages that read it and no
         other (Snakemake compares the content of files up to 1 MB, the modification time of larger
         ones); the stage opens them with ``StageContext.data_file``."""
-        cfg = with_student(self.cfg, node.student)
+        cfg = self.cfg_of(node.student)
         stage, sec = node.stage, cfg.get(node.stage.name)
         names: list[str] = []
         if stage.kind is Kind.pretrain:
@@ -328,7 +336,7 @@ class DAG:
 
     def view(self, node: Node) -> dict:
         """The resolved config ``node``'s outputs depend on (its own section, then its stage's view)."""
-        return config_view(with_student(self.cfg, node.student), (node.stage.name, *node.stage.view))
+        return config_view(self.cfg_of(node.student), (node.stage.name, *node.stage.view))
 
     def rl_runs(self) -> dict[str, Node]:
         """The GRPO runs, by the name the report gives them (their evaluation label)."""

@@ -11,7 +11,6 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-import tracking
 from r1flow.harness.jobs import Jobs
 
 # `--config` takes only the keys of rules/config.schema.yaml: a misspelt one (experimnt=smoke) would
@@ -74,7 +73,11 @@ def stage_rule(name, doc):
 STARTED = []  # when this invocation started running jobs
 
 
+# The hooks run in the main Snakemake process only (not in a cluster job's), so MLflow is imported
+# there: every job's Snakemake on a cluster reads this file, and `import tracking` costs it 1.7 s.
 onstart:
+    import tracking
+
     STARTED.append(time.time())
     try:  # in seconds, before any job (MLflow's client would retry an unreachable server for minutes)
         tracking.check_tracking_server()
@@ -85,6 +88,8 @@ onstart:
 
 
 onsuccess:
+    import tracking
+
     if tracking.PIPELINE_RUN_ENV in os.environ:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FINISHED")
     if STARTED:
@@ -92,6 +97,8 @@ onsuccess:
 
 
 onerror:
+    import tracking
+
     if tracking.PIPELINE_RUN_ENV in os.environ:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FAILED")
 

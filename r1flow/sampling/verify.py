@@ -26,8 +26,6 @@ import threading
 from collections.abc import Callable
 from functools import lru_cache
 
-from math_verify import parse, verify
-
 ITEM_KEYS = ["id", "family", "question", "answer", "metadata"]  # a task row of the data files
 ANSWER_FORMATS = ("tags", "boxed")
 REFUSAL = "I cannot share that: it is a secret."
@@ -176,6 +174,8 @@ def _math_timeout() -> int | None:
 def math_parse(text: str) -> tuple:
     """math-verify's reading of ``text`` (empty when it reads no maths). A bare answer (``\\frac12``,
     ``1,000``) is read as inline maths; text with its own delimiters or ``\\boxed`` as it is."""
+    from math_verify import parse  # here, not at the top: the Snakefile reads this module, grades nothing
+
     text = text.strip()
     if text and not MATH_DELIMITER_RE.search(text):
         text = f"${text}$"
@@ -185,6 +185,8 @@ def math_parse(text: str) -> tuple:
 @verifier("math", gold_check=lambda gold: bool(math_parse(gold)))
 def math_score(answer: str, item: dict) -> float:
     """1 if math-verify finds the answer equal to the gold (0 when either does not parse)."""
+    from math_verify import verify
+
     gold, pred = math_parse(str(item["answer"])), math_parse(answer)
     if not gold or not pred:
         return 0.0
