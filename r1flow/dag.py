@@ -251,17 +251,42 @@ class DAG:
         """label -> the evaluation node of that checkpoint (the base first, in the recipe's order)."""
         out = {}
         evaluate = BY_NAME["evaluate"]
+        self._external_evals: dict[str, str | None] = {}  # label -> student (None: the teacher) of an external base
         for student in (None, *self.cfg.students):  # external base models are evaluated too
             if self.external(student):
                 label = BASE if student is None else evaluate_label(BY_NAME["pretrain"], student)
                 out[label] = Node(f"eval/{label}", evaluate, label=label, upstream=(DATA,),
                                   template=self.cfg.evaluate.template)
+                self._external_evals[label] = student
         for node in list(self.nodes.values()):
             if node.label:
                 ev = node.stage.evaluated
                 template = OmegaConf.select(self.cfg, ev.template) if ev.template else self.cfg.evaluate.template
                 out[node.label] = Node(f"eval/{node.label}", evaluate, init=node.key, upstream=(DATA, node.key),
                                        label=node.label, template=str(template), general=ev.general)
+        return self._starts_on_run_templates(out)
+
+    def _starts_on_run_templates(self, evals: dict[str, Node]) -> dict[str, Node]:
+        """``evals`` with, after each start's own, an evaluation of the checkpoint an RL run starts
+        from on the run's template where the start is evaluated on another (R1-Zero's base:
+        ``base_on_r1_zero``): "RL raised pass@1" then compares two checkpoints on one template."""
+        extra: dict[str, Node] = {}
+        for node in self.nodes.values():
+            run = evals.get(node.label) if node.label and node.stage.kind is Kind.grpo else None
+            start_label = (self.nodes[node.init].label if node.init else
+                           BASE if node.student is None else evaluate_label(BY_NAME["pretrain"], node.student))
+            start = evals.get(start_label)
+            if run and start and start.template != run.template:
+                label = f"{start_label}_on_{run.template}"
+                extra[start_label] = Node(f"eval/{label}", start.stage, init=start.init, upstream=start.upstream,
+                                          label=label, template=run.template)
+                if start_label in self._external_evals:
+                    self._external_evals[label] = self._external_evals[start_label]
+        out = {}
+        for label, node in evals.items():
+            out[label] = node
+            if label in extra:
+                out[extra[label].label] = extra[label]
         return out
 
     # ---------------------------------------------------------------- queries
@@ -297,10 +322,8 @@ class DAG:
         """What ``node`` starts from (an evaluation: what it evaluates), or None (built from scratch)."""
         if node.init or node.stage.init:
             return self.model(node.init, node.student)
-        if node.stage.kind is Kind.evaluate:  # an external base model's evaluation
-            student = next((s for s in self.cfg.students if node.label == evaluate_label(BY_NAME["pretrain"], s)),
-                           None)
-            return self.model(None, student) if node.label == BASE or student else None
+        if node.stage.kind is Kind.evaluate and node.label in self._external_evals:  # an external base model's
+            return self.model(None, self._external_evals[node.label])
         return None
 
     def data_files(self, node: Node, part: str = "all") -> dict[str, str]:

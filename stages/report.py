@@ -3,8 +3,8 @@ on this run, and the registry.
 
     python -m stages.report [report.register=false]
 
-Reads the DAG's evaluations (one eval spec for every checkpoint; r1flow/dag.py names and orders
-them), the RL stages' ``history.json`` and the stages' ``done.json``/``run.json``; writes
+Reads the DAG's evaluations (r1flow/dag.py names and orders them; one eval spec for every
+checkpoint, checked, and an evaluation older than its checkpoint left out), the RL stages' ``history.json`` and the stages' ``done.json``/``run.json``; writes
 ``results.md``/``results.csv``, ``pass_at_1.png``, ``pass_at_k.png``, ``rl_curves.png``,
 ``distill_vs_rl.png``, ``claims.md`` (r1flow/report/claims.py), and registers the final model and
 each student as versions of ``report.registered_model`` with aliases (``@r1``,
@@ -22,7 +22,7 @@ from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import write_json
 from r1flow.report.claims import Evidence, check_claims, claims_markdown
 from r1flow.report.plots import plot_bars, plot_pass_at_1, plot_pass_at_k, plot_rl_curves
-from r1flow.report.results import collect, history, split_value, table_rows, write_table
+from r1flow.report.results import collect, common_spec, history, split_value, table_rows, write_table
 
 log = logging.getLogger("r1flow.report")
 OUTPUTS = ("results.md", "results.csv", "claims.md", "pass_at_1.png", "pass_at_k.png", "rl_curves.png",
@@ -68,16 +68,19 @@ def register(ctx: StageContext, by_label: dict[str, dict], students: list[str]) 
 def main(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     dag = DAG(cfg)
-    rows = collect(dag)
+    rows, stale = collect(dag)
+    if stale:  # a checkpoint trained again after its evaluation (e.g. a stage run by hand)
+        log.warning("left out, evaluated before their checkpoint was trained again: %s", ", ".join(stale))
     if not rows:
         raise FileNotFoundError(f"no evaluated checkpoints under {cfg.results_dir}/eval (run the evaluate stages first)")
+    spec = common_spec(rows)
     by_label = {r["label"]: r for r in rows}
     runs = {name: history(Path(dag.dir(node.key))) for name, node in dag.rl_runs().items()}
     students = [s for s in dag.students() if f"student_{s}" in by_label]
     ev = Evidence(by_label, {k: v for k, v in runs.items() if v}, students, cfg.r1_zero.eval_prompts)
     out = Path(ctx.out_dir)
     table = table_rows(rows)
-    write_table(table, rows[0]["metrics"]["spec"], out)
+    write_table(table, spec, out, stale)
     plot_all(rows, ev, out)
     claims = check_claims(ev)
     (out / "claims.md").write_text(claims_markdown(claims))

@@ -44,11 +44,13 @@ def test_the_tiny_dag_edges():
         "report": ["pretrain", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
                    "students/medium/pretrain", "students/medium/distill", "students/small/pretrain",
                    "students/small/distill", "students/small/reasoning_rl"]}
-    # the report's rows, in the recipe's order; each checkpoint on its own template
-    assert list(dag.evaluations) == ["base", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
-                                     "all_scenario_rl", "base_medium", "student_medium", "base_small",
+    # the report's rows, in the recipe's order; each checkpoint on its own template, and R1-Zero's
+    # start on R1-Zero's template too (the comparison of R1-Zero with its base is on one template)
+    assert list(dag.evaluations) == ["base", "base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl",
+                                     "general_sft", "all_scenario_rl", "base_medium", "student_medium", "base_small",
                                      "student_small", "rl_only_small"]
-    assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {"r1_zero"}
+    assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {"base_on_r1_zero", "r1_zero"}
+    assert dag.init_model(dag.evaluations["base_on_r1_zero"]) == dag.init_model(dag.evaluations["base"])
     assert {k for k, n in dag.evaluations.items() if n.general} == {"general_sft", "all_scenario_rl",
                                                                     "student_medium", "student_small"}
     assert set(dag.rl_runs()) == {"r1_zero", "reasoning_rl", "all_scenario_rl", "rl_only_small"}
@@ -86,6 +88,8 @@ def test_a_real_base_model_has_no_pretrain_stage():
     assert "pretrain" not in dag.nodes and dag.nodes["cold_start_sft"].upstream == ("data",)
     assert dag.init_model(dag.nodes["cold_start_sft"]) == "Qwen/Qwen2.5-Math-1.5B"
     assert dag.init_model(dag.evaluations[BASE]) == "Qwen/Qwen2.5-Math-1.5B"
+    assert dag.init_model(dag.evaluations["base_on_r1_zero"]) == "Qwen/Qwen2.5-Math-1.5B"
+    assert dag.init_model(dag.evaluations["base_qwen0.5b"]) == "Qwen/Qwen2.5-0.5B"
     with pytest.raises(ValueError, match="model.init: with model.init=pretrained the DAG has no pretrain stage"):
         dag.node("pretrain")
 

@@ -29,8 +29,8 @@ def test_one_pipeline_run_with_a_child_run_per_stage_job(smoke_dag):
                                   filter_string=f"tags.mlflow.parentRunId = '{pipeline.info.run_id}'")
     # data, pretrain, cold_start_sft, r1_zero, reasoning_rl, rejection sampling (shards, 2 samples,
     # merge), general_sft, 2 reward models, all_scenario_rl, distill_data (4 runs), 2 students x
-    # (pretrain, distill), the RL-only student's cold start and RL, 11 evaluations, the report
-    assert len(children) == 13 + 4 + 4 + 2 + 11 + 1
+    # (pretrain, distill), the RL-only student's cold start and RL, 12 evaluations, the report
+    assert len(children) == 13 + 4 + 4 + 2 + 12 + 1
     for r in children:
         assert r.data.tags["r1.config_digest"] and r.data.tags["r1.code_digest"] and "r1.git_commit" in r.data.tags
         assert r.info.status == "FINISHED"

@@ -124,9 +124,9 @@ def test_the_readmes_own_model_and_data_experiment_plans_the_whole_dag(tmp_path)
     assert "pretrain" not in jobs and "student_pretrain" not in jobs
     assert {"data", "cold_start_sft", "reasoning_rl", "general_sft", "helpfulness_rm", "harmlessness_rm",
             "all_scenario_rl", "distill", "report"} <= set(jobs)
-    # the checkpoints evaluated: base, base_small, r1_zero, cold_start_sft, reasoning_rl, general_sft,
-    # all_scenario_rl, student_small
-    assert jobs["evaluate"] == 8
+    # the checkpoints evaluated: base (on the chat template and on R1-Zero's), base_small, r1_zero,
+    # cold_start_sft, reasoning_rl, general_sft, all_scenario_rl, student_small
+    assert jobs["evaluate"] == 9
 
 
 @pytest.mark.slow
@@ -137,7 +137,7 @@ def test_the_hf_smoke_dag_runs_from_a_checkpoint_on_files_down_to_the_report(hf_
         assert (res / key / "done.json").is_file(), key
     assert not (res / "pretrain").exists()  # the base is the checkpoint: no pretraining
     evaluated = {p.parent.name for p in (res / "eval").glob("*/metrics.json")}
-    assert evaluated == {"base", "base_small", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
+    assert evaluated == {"base", "base_on_r1_zero", "base_small", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
                          "all_scenario_rl", "student_small", "rl_only_small"}
     samples = read_jsonl(res / "eval" / "base" / "samples.jsonl")
     assert any(not s["truncated"] for s in samples) and not any("<|im_end|>" in s["response"] for s in samples)

@@ -75,7 +75,7 @@ def test_editing_a_stage_default_in_the_schema_reruns_that_stage(smoke_dag):
     # evaluate.top_p is set by no experiment: its one place is the schema
     plan = plan_after(smoke_dag.proj, "r1flow/config/sampling.py", 'top_p: float = knob(0.95, "Nucleus sampling.", '
                       'paper="0.95 (§3)")', 'top_p: float = knob(0.9, "Nucleus sampling.", paper="0.95 (§3)")')
-    assert plan == {"evaluate": 11, "report": 1, "all": 1}
+    assert plan == {"evaluate": 12, "report": 1, "all": 1}
 
 
 def test_editing_a_stage_config_reruns_that_stage_and_its_descendants(smoke_dag):
@@ -100,7 +100,7 @@ def test_editing_a_data_file_in_place_reruns_the_stages_that_read_it(smoke_dag):
     (newer, but with the checksum Snakemake recorded) reruns nothing."""
     # the hard split: only the evaluations read it, no training stage
     plan = plan_after(smoke_dag.proj, "results/smoke/data/hard.jsonl", "", "\n", append=True)
-    assert plan == {"evaluate": 11, "report": 1, "all": 1}
+    assert plan == {"evaluate": 12, "report": 1, "all": 1}
     # the cold-start rows: both cold starts and everything downstream of them
     plan = plan_after(smoke_dag.proj, "results/smoke/data/cold_start.jsonl", "", "\n", append=True)
     assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "student_cold_start_sft": 1, "evaluate": 6 + 1}

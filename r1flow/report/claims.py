@@ -52,6 +52,11 @@ def p1(row: dict) -> str:
     return f"{100 * s['pass@1']:.1f} [{100 * s['pass@1_ci95'][0]:.1f}, {100 * s['pass@1_ci95'][1]:.1f}]"
 
 
+def template(row: dict) -> str | None:
+    """The prompt template the row's checkpoint was evaluated on."""
+    return row["metrics"].get("spec", {}).get("template")
+
+
 def either(a: bool, b: bool) -> str:
     return REPRODUCED if a and b else PARTLY if a or b else NOT
 
@@ -61,7 +66,9 @@ def checks_of(history: list[dict]) -> list[dict]:
 
 
 def rl_raises(ev: Evidence) -> list[tuple[str, str, str]]:
-    b, z, cs, rl = (ev.by_label.get(k) for k in ("base", "r1_zero", "cold_start_sft", "reasoning_rl"))
+    z, cs, rl = (ev.by_label.get(k) for k in ("r1_zero", "cold_start_sft", "reasoning_rl"))
+    b = ev.by_label.get(f"base_on_{template(z)}") if z else None  # the base on R1-Zero's template
+    b = b or ev.by_label.get("base")
     if not (b and z and cs and rl):
         return []
     zero_up, own = apart(z, b), ""
@@ -73,8 +80,10 @@ def rl_raises(ev: Evidence) -> list[tuple[str, str, str]]:
         zero_up = zero_up or last - first > margin
         own = (f" (on its own template, {ev.checks_n} validation prompts: {100 * first:.1f} → {100 * last:.1f}, "
                f"a rise counts beyond ±{100 * margin:.1f})")
+    where = (f"both on the {template(z)} template" if template(b) == template(z) else
+             f"the base on the {template(b)} template, r1_zero on the {template(z)} one")
     return [(CLAIMS[0].title, either(zero_up, apart(rl, cs)),
-             f"R1-Zero: base {p1(b)} → r1_zero {p1(z)}{own}; reasoning RL: cold start {p1(cs)} → reasoning_rl "
+             f"R1-Zero: base {p1(b)} → r1_zero {p1(z)} ({where}){own}; reasoning RL: cold start {p1(cs)} → reasoning_rl "
              f"{p1(rl)} (held-out pass@1, 95 % intervals; 'up' needs non-overlapping intervals).")]
 
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from r1flow.dag import DAG
 from r1flow.harness.files import read_json
 
-TABLE_HEADER = ("| checkpoint | params | held-out pass@1 [95 % CI] | cons@{k} | pass@{k} | harder pass@1 | "
+TABLE_HEADER = ("| checkpoint | template | params | held-out pass@1 [95 % CI] | cons@{k} | pass@{k} | harder pass@1 | "
                 "general exact | safety refusal | format | length | train s |")
 
 
@@ -35,15 +35,28 @@ def _json_or_empty(path: Path) -> dict:
     return read_json(path) if path.is_file() else {}
 
 
-def collect(dag: DAG) -> list[dict]:
+def stale(eval_dir: Path, made_by: Path | None) -> bool:
+    """Whether the evaluation in ``eval_dir`` evaluated another checkpoint than the one the stage in
+    ``made_by`` holds now (it trained again since): its run record names the stage's run upstream."""
+    if made_by is None:
+        return False
+    made, record = _json_or_empty(made_by / "done.json"), _json_or_empty(eval_dir / "run.json")
+    return made.get("run_id") not in record.get("upstream_run_ids", ())
+
+
+def collect(dag: DAG) -> tuple[list[dict], list[str]]:
     """One row per evaluated checkpoint: its metrics, the summary and run record of the stage that
-    made it, its parameter count; for an RL-only student, its cold start's summary too."""
-    rows = []
+    made it, its parameter count; for an RL-only student, its cold start's summary too. Also the
+    labels of the stale evaluations, which make no row."""
+    rows, stale_labels = [], []
     for label, node in dag.evaluations.items():
         path = Path(dag.dir(node.key)) / "metrics.json"
         if not path.is_file():
             continue
         made_by = Path(dag.dir(node.init)) if node.init else None
+        if stale(path.parent, made_by):
+            stale_labels.append(label)
+            continue
         model_dir = Path(dag.model(node.init))
         row = {"label": label, "metrics": read_json(path), "samples": path.parent / "samples.jsonl",
                "done": _json_or_empty(made_by / "done.json") if made_by else {},
@@ -53,7 +66,28 @@ def collect(dag: DAG) -> list[dict]:
         if before and dag.nodes[before].student and dag.nodes[before].label is None:
             row["cold_start_wall_s"] = _json_or_empty(Path(dag.dir(before)) / "done.json").get("wall_s", 0)
         rows.append(row)
-    return rows
+    return rows, stale_labels
+
+
+# what an evaluation's spec may set per checkpoint: the model, its template, and the verifiers of the
+# splits it was evaluated on (a checkpoint trained on general data is graded on the general splits too)
+SPEC_PER_ROW = ("model", "template", "verifiers")
+
+
+def common_spec(rows: list[dict]) -> dict:
+    """The eval spec every row was evaluated under (apart from SPEC_PER_ROW; ``verifiers``: those of
+    every row), or a ValueError naming the rows and keys that differ: one table compares one protocol."""
+    def shared(row):
+        return {k: v for k, v in row["metrics"]["spec"].items() if k not in SPEC_PER_ROW}
+
+    first = shared(rows[0])
+    for row in rows[1:]:
+        keys = sorted(k for k in first.keys() | shared(row).keys() if first.get(k) != shared(row).get(k))
+        if keys:
+            raise ValueError(f"the evaluations of {rows[0]['label']} and {row['label']} differ in eval spec "
+                             f"{', '.join(keys)}: evaluate every checkpoint under one spec (snakemake reruns "
+                             f"the evaluations when the evaluate config changes)")
+    return {**first, "verifiers": sorted({v for row in rows for v in row["metrics"]["spec"].get("verifiers", ())})}
 
 
 def split_value(row: dict, split: str, key: str = "pass@1"):
@@ -68,6 +102,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
         lo, hi = held.get("pass@1_ci95", [None, None])
         out.append({
             "checkpoint": r["label"],
+            "template": r["metrics"]["spec"].get("template"),
             "parameters": r["parameters"],
             "heldout_pass@1": held.get("pass@1"), "heldout_ci95_low": lo, "heldout_ci95_high": hi,
             "heldout_cons@k": held.get("cons@k"), "heldout_pass@k": held.get("pass@k"),
@@ -84,25 +119,29 @@ def pct(x) -> str:
 
 
 def markdown_table(table: list[dict], k: int, spec: dict) -> str:
-    lines = [TABLE_HEADER.format(k=k), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [TABLE_HEADER.format(k=k), "|---" * TABLE_HEADER.count(" | ") + "|---|"]
     for t in table:
         ci = (f" [{pct(t['heldout_ci95_low'])}, {pct(t['heldout_ci95_high'])}]"
               if t["heldout_ci95_low"] is not None else "")
         lines.append(
-            f"| {t['checkpoint']} | {t['parameters'] or '–':,} | {pct(t['heldout_pass@1'])}{ci} | "
+            f"| {t['checkpoint']} | {t.get('template') or '–'} | {t['parameters'] or '–':,} | "
+            f"{pct(t['heldout_pass@1'])}{ci} | "
             f"{pct(t['heldout_cons@k'])} | {pct(t['heldout_pass@k'])} | {pct(t['hard_pass@1'])} | "
             f"{pct(t['general_pass@1'])} | {pct(t['safety_pass@1'])} | {pct(t['format_rate'])} | "
             f"{t['mean_length'] or 0:.1f} | {t['train_wall_s'] or '–'} |")
     lines.append("")
-    lines.append(f"Eval spec: k = {spec['k']}, T = {spec['temperature']}, top-p = {spec['top_p']}, "
-                 f"≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifiers {', '.join(spec['verifiers'])}. "
-                 "Percentages; `train s` is the wall time of the stage that produced the checkpoint.")
+    lines.append(f"Eval spec, the same for every row (the report checks it): k = {spec['k']}, "
+                 f"T = {spec['temperature']}, top-p = {spec['top_p']}, ≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifiers {', '.join(spec['verifiers'])}. "
+                 "Percentages; `template`: the prompt (the chat template, or R1-Zero's); `train s` is the wall time of the "
+                 "stage that produced the checkpoint.")
     return "\n".join(lines)
 
 
-def write_table(table: list[dict], spec: dict, out: Path) -> None:
-    """results.md and results.csv."""
-    (out / "results.md").write_text("# Results\n\n" + markdown_table(table, spec["k"], spec) + "\n")
+def write_table(table: list[dict], spec: dict, out: Path, stale: list[str] = ()) -> None:
+    """results.md and results.csv; ``stale``: the evaluations left out, named under the table."""
+    note = (f"\n\nLeft out, evaluated before their checkpoint was trained again (rerun them): {', '.join(stale)}."
+            if stale else "")
+    (out / "results.md").write_text("# Results\n\n" + markdown_table(table, spec["k"], spec) + note + "\n")
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
