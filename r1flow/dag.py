@@ -181,6 +181,7 @@ class DAG:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self._student_cfgs: dict[str | None, DictConfig] = {}  # with_student's result, per student
+        self._external_evals: dict[str, str | None] = {}  # label -> student (None: the teacher) of an external base
         self.results = str(cfg.results_dir)
         self.scratch = cfg.model.init == "scratch"
         self.nodes: dict[str, Node] = {}
@@ -251,7 +252,6 @@ class DAG:
         """label -> the evaluation node of that checkpoint (the base first, in the recipe's order)."""
         out = {}
         evaluate = BY_NAME["evaluate"]
-        self._external_evals: dict[str, str | None] = {}  # label -> student (None: the teacher) of an external base
         for student in (None, *self.cfg.students):  # external base models are evaluated too
             if self.external(student):
                 label = BASE if student is None else evaluate_label(BY_NAME["pretrain"], student)

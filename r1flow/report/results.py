@@ -131,9 +131,10 @@ def markdown_table(table: list[dict], k: int, spec: dict) -> str:
             f"{t['mean_length'] or 0:.1f} | {t['train_wall_s'] or '–'} |")
     lines.append("")
     lines.append(f"Eval spec, the same for every row (the report checks it): k = {spec['k']}, "
-                 f"T = {spec['temperature']}, top-p = {spec['top_p']}, ≤ {spec['max_new_tokens']} new tokens, seed {spec['seed']}, verifiers {', '.join(spec['verifiers'])}. "
-                 "Percentages; `template`: the prompt (the chat template, or R1-Zero's); `train s` is the wall time of the "
-                 "stage that produced the checkpoint.")
+                 f"T = {spec['temperature']}, top-p = {spec['top_p']}, ≤ {spec['max_new_tokens']} new tokens, "
+                 f"seed {spec['seed']}, verifiers {', '.join(spec['verifiers'])}. Percentages; `template`: the "
+                 "prompt (the chat template, or R1-Zero's); `train s` is the wall time of the stage that produced "
+                 "the checkpoint.")
     return "\n".join(lines)
 
 
