@@ -254,7 +254,7 @@ class DAG:
         evaluate = BY_NAME["evaluate"]
         for student in (None, *self.cfg.students):  # external base models are evaluated too
             if self.external(student):
-                label = BASE if student is None else evaluate_label(BY_NAME["pretrain"], student)
+                label = self._base_label(student)
                 out[label] = Node(f"eval/{label}", evaluate, label=label, upstream=(DATA,),
                                   template=self.cfg.evaluate.template)
                 self._external_evals[label] = student
@@ -266,6 +266,11 @@ class DAG:
                                        label=node.label, template=str(template), general=ev.general)
         return self._starts_on_run_templates(out)
 
+    @staticmethod
+    def _base_label(student: str | None) -> str:
+        """The evaluation label of the teacher's (or ``student``'s) base model."""
+        return BASE if student is None else evaluate_label(BY_NAME["pretrain"], student)
+
     def _starts_on_run_templates(self, evals: dict[str, Node]) -> dict[str, Node]:
         """``evals`` with, after each start's own, an evaluation of the checkpoint an RL run starts
         from on the run's template where the start is evaluated on another (R1-Zero's base:
@@ -273,10 +278,11 @@ class DAG:
         extra: dict[str, Node] = {}
         for node in self.nodes.values():
             run = evals.get(node.label) if node.label and node.stage.kind is Kind.grpo else None
-            start_label = (self.nodes[node.init].label if node.init else
-                           BASE if node.student is None else evaluate_label(BY_NAME["pretrain"], node.student))
+            if run is None:
+                continue
+            start_label = self.nodes[node.init].label if node.init else self._base_label(node.student)
             start = evals.get(start_label)
-            if run and start and start.template != run.template:
+            if start and start.template != run.template:
                 label = f"{start_label}_on_{run.template}"
                 extra[start_label] = Node(f"eval/{label}", start.stage, init=start.init, upstream=start.upstream,
                                           label=label, template=run.template)

@@ -4,7 +4,8 @@ on this run, and the registry.
     python -m stages.report [report.register=false]
 
 Reads the DAG's evaluations (r1flow/dag.py names and orders them; one eval spec for every
-checkpoint, checked, and an evaluation older than its checkpoint left out), the RL stages' ``history.json`` and the stages' ``done.json``/``run.json``; writes
+checkpoint, checked, and an evaluation older than its checkpoint left out), the RL stages'
+``history.json`` and the stages' ``done.json``/``run.json``; writes
 ``results.md``/``results.csv``, ``pass_at_1.png``, ``pass_at_k.png``, ``rl_curves.png``,
 ``distill_vs_rl.png``, ``claims.md`` (r1flow/report/claims.py), and registers the final model and
 each student as versions of ``report.registered_model`` with aliases (``@r1``,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1flow.harness.files import read_jsonl
-from r1flow.report.results import pct, split_value
+from r1flow.report.results import pct, split_value, template
 from r1flow.sampling.rewards import script_of
 
 REFLECTIVE = re.compile(r"\b(wait|check|verify|recheck|hmm|again)\b", re.I)
@@ -50,11 +50,6 @@ def apart(a: dict, b: dict) -> bool:
 def p1(row: dict) -> str:
     s = row["metrics"]["splits"]["heldout"]
     return f"{100 * s['pass@1']:.1f} [{100 * s['pass@1_ci95'][0]:.1f}, {100 * s['pass@1_ci95'][1]:.1f}]"
-
-
-def template(row: dict) -> str | None:
-    """The prompt template the row's checkpoint was evaluated on."""
-    return row["metrics"].get("spec", {}).get("template")
 
 
 def either(a: bool, b: bool) -> str:

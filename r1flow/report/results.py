@@ -82,12 +82,18 @@ def common_spec(rows: list[dict]) -> dict:
 
     first = shared(rows[0])
     for row in rows[1:]:
-        keys = sorted(k for k in first.keys() | shared(row).keys() if first.get(k) != shared(row).get(k))
+        other = shared(row)
+        keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
         if keys:
             raise ValueError(f"the evaluations of {rows[0]['label']} and {row['label']} differ in eval spec "
                              f"{', '.join(keys)}: evaluate every checkpoint under one spec (snakemake reruns "
                              f"the evaluations when the evaluate config changes)")
     return {**first, "verifiers": sorted({v for row in rows for v in row["metrics"]["spec"].get("verifiers", ())})}
+
+
+def template(row: dict) -> str | None:
+    """The prompt template the row's checkpoint was evaluated on."""
+    return row["metrics"].get("spec", {}).get("template")
 
 
 def split_value(row: dict, split: str, key: str = "pass@1"):
@@ -102,7 +108,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
         lo, hi = held.get("pass@1_ci95", [None, None])
         out.append({
             "checkpoint": r["label"],
-            "template": r["metrics"]["spec"].get("template"),
+            "template": template(r),
             "parameters": r["parameters"],
             "heldout_pass@1": held.get("pass@1"), "heldout_ci95_low": lo, "heldout_ci95_high": hi,
             "heldout_cons@k": held.get("cons@k"), "heldout_pass@k": held.get("pass@k"),
