@@ -24,8 +24,10 @@ from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import file_digest, write_json, write_jsonl
 from r1flow.sampling.prompts import R1_ZERO_TEMPLATE
 from r1flow.world.corpus import (
+    QA_LAYOUTS,
     assistant_content,
     cold_start_rows,
+    corpus_shares,
     general_sft_rows,
     make_general_split,
     make_split,
@@ -86,7 +88,7 @@ def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict
     texts += [assistant_content(r["metadata"]["expression"], answer_format=r["answer_format"]) for r in cold_items[:50]]
     texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
     texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
-    texts.append(R1_ZERO_TEMPLATE)
+    texts += [R1_ZERO_TEMPLATE, *QA_LAYOUTS]
     tok = build_tokenizer(texts)
     tok.save_pretrained(out / "tokenizer")
     unk = sum(tok(t, add_special_tokens=False)["input_ids"].count(tok.unk_token_id) for t in texts)
@@ -99,11 +101,15 @@ def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict
 def pretraining_files(data, out: Path, splits: dict, cold_items: list[dict], prefs: dict) -> dict:
     """The tokenizer and the pretraining corpus of a model built from scratch."""
     tok = world_tokenizer(out, splits, cold_items, prefs)
-    worked = [r for r in make_split(data, "train", int(data.pretrain_docs * data.pretrain_worked_frac), 5)
-              if scripted(r)]
+    qa = [r for r in make_split(data, "train", int(data.pretrain_docs * data.pretrain_qa_frac), 5) if scripted(r)]
     general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
                if data.general_families and data.pretrain_general_frac else [])
-    return write_jsonl(out / "pretrain_corpus.jsonl", pretraining_corpus(data, worked, tok, general))
+    docs = pretraining_corpus(data, qa, general)
+    shares = corpus_shares(docs, tok)
+    write_json(out / "pretrain_corpus_shares.json", shares)
+    log.info("pretraining corpus: %s", "; ".join(f"{k} {s['docs']:.1%} of documents, {s['tokens']:.1%} of tokens"
+                                                 for k, s in shares.items()))
+    return write_jsonl(out / "pretrain_corpus.jsonl", docs)
 
 
 def world_files(data, out: Path, scratch: bool) -> dict:

@@ -3,6 +3,10 @@
     python -m stages.pretrain [experiment=smoke] [pretrain.max_steps=3000] [model.hidden_size=192]
 
 Real experiments skip this stage: their base model is ``model.name_or_path``.
+Tokens the corpus never holds (the chat template's markers, the words of the R1-Zero template) leave
+pretraining with the mean embedding of the others, so that the SFT which introduces them starts
+from an average token rather than from one the training pushed down (Hewitt, 2021; transformers'
+``resize_token_embeddings`` initialises new rows from the old ones' mean the same way).
 Students are pretrained the same way (``student=<name>``: the teacher's model section with the
 student's overrides). Output: ``model/`` (HF checkpoint: safetensors, tokenizer, chat template).
 """
@@ -14,7 +18,7 @@ import random
 from r1flow.dag import TOKENIZER_FILES
 from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import file_digest, read_jsonl
-from r1flow.harness.models import build_model, load_tokenizer
+from r1flow.harness.models import build_model, load_tokenizer, mean_init_rows
 from r1flow.runners.sft import fit_and_export
 from r1flow.train.sft import PackedBlocks, pack_documents
 
@@ -29,10 +33,15 @@ def main(ctx: StageContext) -> dict:
                         context="train", num_rows=len(docs))
     random.Random(cfg.seed).shuffle(docs)
     n_val = max(pcfg.batch_size * pcfg.val_batches, len(docs) // 100)
-    train = PackedBlocks(pack_documents(tok, docs[n_val:]), pcfg.seq_len)
+    stream = pack_documents(tok, docs[n_val:])
+    train = PackedBlocks(stream, pcfg.seq_len)
     val = PackedBlocks(pack_documents(tok, docs[:n_val]), pcfg.seq_len)
     model = build_model(cfg.model, tok)
-    return fit_and_export(ctx, model, tok, pcfg, train, val, max_steps=pcfg.max_steps)
+    unseen = sorted(set(range(len(tok))) - set(stream))
+    ctx.run.log_params({"pretrain/unseen_tokens": len(unseen)})
+    out = fit_and_export(ctx, model, tok, pcfg, train, val, max_steps=pcfg.max_steps,
+                         finalize=lambda weights: mean_init_rows(weights, unseen))
+    return {**out, "unseen_tokens": tok.convert_ids_to_tokens(unseen)}
 
 
 if __name__ == "__main__":

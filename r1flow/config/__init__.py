@@ -60,15 +60,19 @@ def plain(value: Any) -> Any:
 
 def with_student(cfg: DictConfig, student: str | None = None) -> DictConfig:
     """``cfg`` with its model replaced by student ``student`` (default: ``cfg.student``): the
-    teacher's model section merged with ``students[student]``. Unchanged when no student is set."""
+    teacher's model section merged with ``students[student]``, whose ``pretrain`` key (if any) is
+    merged into the pretrain section instead. Unchanged when no student is set."""
     name = student or cfg.student
     if not name:
         return cfg
     if name not in cfg.students:
         raise ValueError(f"config error: student: {name!r} is not one of students ({', '.join(cfg.students) or 'none'})")
+    overrides = OmegaConf.to_container(cfg.students[name])
+    pretrain = overrides.pop("pretrain", {})
     out = cfg.copy()
     with open_dict(out):
-        out.model = OmegaConf.merge(cfg.model, cfg.students[name])
+        out.model = OmegaConf.merge(cfg.model, overrides)
+        out.pretrain = OmegaConf.merge(cfg.pretrain, pretrain)
         out.model.name = f"{cfg.model.name}-{name}"
         if student_checkpoint(cfg, name):
             out.model.init = "pretrained"

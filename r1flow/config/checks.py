@@ -184,11 +184,16 @@ def student_checkpoint(cfg: DictConfig, student: str) -> str | None:
 
 def _students(cfg: DictConfig) -> None:
     model_keys = set(ModelConfig.__dataclass_fields__)
+    pretrain_keys = set(PretrainConfig.__dataclass_fields__)
     for name, overrides in cfg.students.items():
-        unknown = set(overrides) - model_keys
+        unknown = set(overrides) - model_keys - {"pretrain"}
         if unknown:
-            raise ConfigError(f"students.{name}", f"unknown model keys {sorted(unknown)} (a student overrides model.*)")
-        _model(OmegaConf.merge(cfg.model, overrides), f"students.{name}")
+            raise ConfigError(f"students.{name}", f"unknown model keys {sorted(unknown)} (a student overrides "
+                              "model.*, and pretrain.* under its 'pretrain' key)")
+        unknown = set(overrides.get("pretrain") or {}) - pretrain_keys
+        if unknown:
+            raise ConfigError(f"students.{name}.pretrain", f"unknown pretrain keys {sorted(unknown)}")
+        _model(OmegaConf.merge(cfg.model, {k: v for k, v in overrides.items() if k != "pretrain"}), f"students.{name}")
         student_checkpoint(cfg, name)
     for name in cfg.rl_only_students:
         if name not in cfg.students:

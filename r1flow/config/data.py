@@ -106,10 +106,12 @@ class DataConfig:
     n_general_heldout: int = knob(300, "Non-reasoning held-out prompts (the general split).")
     pretrain_docs: int = knob(40000, "Documents of the pretraining corpus (model.init=scratch only).")
     pretrain_fact_frac: float = knob(0.4, "Share of documents that are arithmetic facts 'a op b = c'.")
-    pretrain_worked_frac: float = knob(0.25, "Share of documents that are worked examples in the chat format, "
-                                       "tags and end-of-turn included.")
-    pretrain_general_frac: float = knob(0.0, "Share of documents that are general tasks as plain text "
-                                        "(question, then answer).")
+    pretrain_qa_frac: float = knob(0.01, "Share of documents that are question/answer text: a training question "
+                                   "and its worked rewrites in plain layouts (r1flow/world/corpus.py QA_LAYOUTS), "
+                                   "a third of them with R1's tags; no chat template. A little exposure to a "
+                                   "context is what lets RL transfer to it (docs/tiny_world.md).")
+    pretrain_general_frac: float = knob(0.0, "Share of documents that are word lists: a list, then the same list "
+                                        "reversed (general items without their instructions).")
     pretrain_max_terms: int = knob(5, "Most terms of a rewrite chain in the pretraining corpus.")
     pretrain_ops: str = knob("+-*", "Operators of the pretraining corpus.")
     seed: int = knob(1234, "Seed of every generator of the data stage.")

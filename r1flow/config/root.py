@@ -94,7 +94,9 @@ class RootConfig:
     report: ReportConfig = knob(ReportConfig(), "Results table, plots, paper claims, registry.")
     students: dict[str, dict[str, Any]] = knob({}, "Student name -> model overrides of a smaller model of the "
                                                "same family, pretrained from scratch and distilled; one line "
-                                               "each, e.g. {small: {hidden_size: 64, intermediate_size: 256}}.",
+                                               "each, e.g. {small: {hidden_size: 64, intermediate_size: 256}}; "
+                                               "a 'pretrain' key overrides the pretrain section for it "
+                                               "(pretrain: {max_steps: 600}).",
                                                paper="Qwen2.5 1.5B-32B, Llama 8B/70B (§2.4, Table 5)")
     rl_only_students: list[str] = knob([], "Students also trained by cold-start SFT + reasoning RL: "
                                        "distillation vs RL on one model.", paper="§4.1, Table 6")

@@ -123,6 +123,21 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return weights
 
 
+def mean_init_rows(weights: dict, rows: list[int]) -> None:
+    """Set ``rows`` of the token embedding (and of an untied output projection) in the state dict
+    ``weights`` to the mean of the other rows, in place."""
+    if not rows:
+        return
+    done = set()
+    for key, w in weights.items():
+        if key.endswith(("embed_tokens.weight", "lm_head.weight")) and w.data_ptr() not in done:
+            done.add(w.data_ptr())
+            keep = torch.ones(w.shape[0], dtype=torch.bool)
+            keep[rows] = False
+            with torch.no_grad():
+                w[rows] = w[keep].mean(dim=0)
+
+
 def export_hf(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:
     """Save a plain Hugging Face directory (safetensors weights, config, tokenizer, chat template),
     and check that a standard client (``AutoTokenizer``: vLLM, lm-eval) reads the same token ids.

@@ -49,9 +49,10 @@ def render_sft_rows(tokenizer, rows: list[dict], path: str = "<rows>") -> list[d
 
 
 def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Dataset, val_ds: Dataset,
-                   max_steps: int, sampler=None, collate=None) -> dict:
+                   max_steps: int, sampler=None, collate=None, finalize=None) -> dict:
     """Train ``model`` under Lightning (resuming from ``ckpt/last.ckpt`` if an earlier run of this
-    stage was interrupted), then save a plain HF directory in ``<out_dir>/model``."""
+    stage was interrupted), then save a plain HF directory in ``<out_dir>/model``; ``finalize``
+    (if given) edits the gathered weights (a state dict) before they are saved."""
     module = CausalLMModule(model, section.optim, total_steps=max_steps)
     sampler = sampler or ShuffledBatchSampler(len(train_ds), section.batch_size, ctx.cfg.seed)
     train_loader = ResumableLoader(train_ds, sampler, collate)
@@ -67,6 +68,8 @@ def fit_and_export(ctx: StageContext, model, tokenizer, section, train_ds: Datas
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     final = final_metrics(trainer)
     weights = full_state_dict(module.model)  # on every rank: gathers the shards of a sharded model
+    if finalize is not None:
+        finalize(weights)
     if trainer.global_rank == 0:
         model_dir = export_hf(module.model, tokenizer, Path(ctx.out_dir) / "model", weights)
         ctx.run.log_hf_model(str(model_dir), name=ctx.model_name,

@@ -125,15 +125,36 @@ def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0,
     return rows
 
 
-def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
-                       general_items: list[dict] = ()) -> list[dict]:
-    """Facts, rewrite chains, chat-format worked examples (no held-out question or rewrite) and
-    general tasks as plain text, question then answer (training-region items only)."""
+# Plain-text layouts of a solved question, as exercise pages write them; the last echoes R1's
+# readable format with "User:"/"Assistant:" words and tags (no chat template's special tokens).
+QA_LAYOUTS = (
+    "Q: {question}\nA: {reasoning}",
+    "Question: {question}\nSolution:\n{reasoning}\nAnswer: {answer}",
+    "User: {question}\nAssistant: <think>\n{reasoning}\n</think>\nThe answer is <answer>{answer}</answer>.",
+)
+
+
+def qa_text(item: dict, layout: str) -> str:
+    """A training question and its worked rewrites as plain question/answer text."""
+    reasoning, _ = cot_response(item["metadata"]["expression"])
+    answer = reasoning.rsplit("\n", 1)[-1]
+    return layout.format(question=item["question"].rstrip(), reasoning=reasoning, answer=answer)
+
+
+def word_list_text(item: dict) -> str:
+    """A general item as a base model would read it: a word list, then the same list reversed."""
+    return f"{', '.join(reversed(item['answer'].split(', ')))}\n{item['answer']}"
+
+
+def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: list[dict] = ()) -> list[dict]:
+    """What a base model reads: arithmetic facts, rewrite chains, word lists and a small share of
+    question/answer text in plain layouts (training-region items only). No chat template: the chat
+    format is taught by the cold-start SFT (arXiv:2501.12948 §2.3.1)."""
     rng = random.Random(data.seed + 99)
     n_facts = int(data.pretrain_docs * data.pretrain_fact_frac)
-    n_worked = min(len(worked_items), int(data.pretrain_docs * data.pretrain_worked_frac))
+    n_qa = min(len(qa_items), int(data.pretrain_docs * data.pretrain_qa_frac))
     n_general = min(len(general_items), int(data.pretrain_docs * data.pretrain_general_frac))
-    n_chains = data.pretrain_docs - n_facts - n_worked - n_general
+    n_chains = data.pretrain_docs - n_facts - n_qa - n_general
     docs: list[dict] = []
     for _ in tqdm(range(n_facts), desc="facts", leave=False, mininterval=5):
         lines = []
@@ -144,7 +165,7 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
             steps = solve_steps(f"{a} {op} {b}")
             if abs(int(steps[-1])) <= data.max_abs:
                 lines.append(f"{steps[0]} = {steps[-1]}")
-        docs.append({"text": "\n".join(lines)})
+        docs.append({"text": "\n".join(lines), "kind": "facts"})
     chain_ops = "+-" if data.pretrain_ops == "+-" else data.pretrain_ops
     made = 0
     with tqdm(total=n_chains, desc="chains", leave=False, mininterval=5) as bar:
@@ -157,15 +178,21 @@ def pretraining_corpus(data: DataConfig, worked_items: list[dict], tokenizer,
                 continue
             if not trainable(expr, *permille(data)):
                 continue
-            docs.append({"text": " =\n".join(steps)})
+            docs.append({"text": " =\n".join(steps), "kind": "chain"})
             made += 1
             bar.update()
-    for it in worked_items[:n_worked]:
-        messages = [
-            {"role": "user", "content": it["question"]},
-            {"role": "assistant", "content": assistant_content(it["metadata"]["expression"])},
-        ]
-        docs.append({"text": tokenizer.apply_chat_template(messages, tokenize=False)})
-    docs += [{"text": f"{it['question'].rstrip()}\n{it['answer']}"} for it in general_items[:n_general]]
+    docs += [{"text": qa_text(it, rng.choice(QA_LAYOUTS)), "kind": "qa"} for it in qa_items[:n_qa]]
+    docs += [{"text": word_list_text(it), "kind": "words"} for it in general_items[:n_general]]
     rng.shuffle(docs)
     return docs
+
+
+def corpus_shares(docs: list[dict], tokenizer) -> dict[str, dict[str, float]]:
+    """Each kind of document's share of the corpus, in documents and in tokens."""
+    lengths = [len(ids) + 1 for ids in tokenizer([d["text"] for d in docs], add_special_tokens=False)["input_ids"]]
+    shares: dict[str, dict[str, float]] = {}
+    for d, n in zip(docs, lengths):
+        s = shares.setdefault(d["kind"], {"docs": 0.0, "tokens": 0.0})
+        s["docs"] += 1 / len(docs)
+        s["tokens"] += n / sum(lengths)
+    return {k: {m: round(v, 4) for m, v in s.items()} for k, s in sorted(shares.items())}
