@@ -29,7 +29,7 @@ EXPERIMENT = config.get("experiment", "tiny")
 # Threads per job (torch's intra-op threads): the tiny world's models are too small to use two cores
 # well (bench/job_threads.py), so by default each job takes one core and Snakemake runs independent
 # jobs side by side. On a big machine or a cluster: --config job_threads=16.
-J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workflow.cores)
+J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workflow.cores, seed=config.get("seed"))
 # Every stage job runs `python` from this interpreter's directory, first on the jobs' PATH (not its
 # path in the rules' params or commands: reaching the venv by another path changes no job), with its
 # launcher (srun for a multi-process SLURM job), its command (the experiment, its paths and edges),

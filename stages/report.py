@@ -18,12 +18,12 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from r1flow.dag import DAG
 from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import write_json
 from r1flow.report.claims import Evidence, check_claims, claims_markdown
 from r1flow.report.plots import plot_bars, plot_pass_at_1, plot_pass_at_k, plot_rl_curves
-from r1flow.report.results import collect, common_spec, history, split_value, table_rows, write_table
+from r1flow.report.results import common_spec, split_value, table_rows, write_table
+from r1flow.report.seeds import evidence
 
 log = logging.getLogger("r1flow.report")
 OUTPUTS = ("results.md", "results.csv", "claims.md", "pass_at_1.png", "pass_at_k.png", "rl_curves.png",
@@ -68,17 +68,12 @@ def register(ctx: StageContext, by_label: dict[str, dict], students: list[str]) 
 @stage_main("report")
 def main(ctx: StageContext) -> dict:
     cfg = ctx.cfg
-    dag = DAG(cfg)
-    rows, stale = collect(dag)
+    rows, stale, ev = evidence(cfg)
     if stale:  # a checkpoint trained again after its evaluation (e.g. a stage run by hand)
         log.warning("left out, evaluated before their checkpoint was trained again: %s", ", ".join(stale))
     if not rows:
         raise FileNotFoundError(f"no evaluated checkpoints under {cfg.results_dir}/eval (run the evaluate stages first)")
     spec = common_spec(rows)
-    by_label = {r["label"]: r for r in rows}
-    runs = {name: history(Path(dag.dir(node.key))) for name, node in dag.rl_runs().items()}
-    students = [s for s in dag.students() if f"student_{s}" in by_label]
-    ev = Evidence(by_label, {k: v for k, v in runs.items() if v}, students, cfg.r1_zero.eval_prompts)
     out = Path(ctx.out_dir)
     table = table_rows(rows)
     write_table(table, spec, out, stale)
@@ -88,7 +83,7 @@ def main(ctx: StageContext) -> dict:
     for name in OUTPUTS:
         ctx.run.log_artifact(str(out / name), "report")
     ctx.run.log_table(table, "report/results.json")
-    registry = register(ctx, by_label, students) if cfg.report.register else []
+    registry = register(ctx, ev.by_label, ev.students) if cfg.report.register else []
     write_json(out / "registry.json", registry)
     return {"checkpoints": [t["checkpoint"] for t in table],
             "claims": {c["claim"]: c["verdict"] for c in claims},

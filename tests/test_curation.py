@@ -21,7 +21,7 @@ from r1flow.world.tokenizer import build_tokenizer
 ITEM = {"id": "chain_sum-train-1", "family": "chain_sum", "answer": "-4",
         "question": "State the final answer to the following arithmetic problem: 4 - 1 - 7 =",
         "metadata": {"expression": "4 - 1 - 7", "num_terms": 3, "num_digits": 1}}
-GOOD = "3 - 7 =\n-4\n</think>\nThe answer is <answer>-4</answer>."
+GOOD = "4 - 1 - 7 =\n3 - 7 =\n-4\n</think>\nThe answer is <answer>-4</answer>."
 LIMITS = FilterLimits(min_language=1.0, max_paragraph_words=12, max_repetition=0.2)
 
 

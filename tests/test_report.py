@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown
+from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown, judge_seeds
 from r1flow.report.results import common_spec, markdown_table, stale, table_rows
 
 SPEC = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 96, "seed": 0, "verifiers": ["math"]}
@@ -23,69 +23,75 @@ def row(label, p1, half_width=0.02, hard=0.1, params=1000, wall=10.0, fmt=1.0, t
                         "spec": {**SPEC, "model": f"results/{label}/model", "template": template}}}
 
 
-def rl_history(lengths, pass1):
-    hist = [{"step": i + 1, "reward": 0.5, "completions/mean_length": n} for i, n in enumerate(lengths)]
-    return hist + [{"step": 30 * i, "val/pass@1": p} for i, p in enumerate(pass1)]
+def rl_history(lengths, pass1, reflective=None, every=20):
+    reflective = reflective or [0.0] * len(lengths)
+    hist = [{"step": i + 1, "reward": 0.5, "completions/mean_length": n, "completions/reflective_rate": r}
+            for i, (n, r) in enumerate(zip(lengths, reflective))]
+    return hist + [{"step": every * i, "val/pass@1": p} for i, p in enumerate(pass1)]
 
 
-def verdicts(by_label, runs, students, checks_n=None):
-    return {c["claim"]: c["verdict"] for c in check_claims(Evidence(by_label, runs, students, checks_n))}
+def verdicts(by_label, runs, students=("medium", "small")):
+    return {c["claim"][:2]: c["verdict"] for c in check_claims(Evidence(by_label, runs, list(students)))}
 
 
-def samples(path: Path, responses: list[str]) -> Path:
-    path.write_text("".join(json.dumps({"split": "heldout", "question": "Calculate 3 + 4.", "response": r}) + "\n"
-                            for r in responses))
-    return path
+def good_run():
+    rows = [row("base", 0.05), row("base_on_r1_zero", 0.05, fmt=0.3, template="r1_zero"),
+            row("r1_zero", 0.30, fmt=0.95, template="r1_zero"), row("cold_start_sft", 0.10), row("reasoning_rl", 0.62),
+            row("all_scenario_rl", 0.65, params=4000), row("student_medium", 0.45, params=2000),
+            row("student_small", 0.35, params=1000), row("rl_only_small", 0.20, params=1000)]
+    runs = {"r1_zero": rl_history([30 + i / 4 for i in range(80)], [0.05, 0.3], [i / 400 for i in range(80)]),
+            "reasoning_rl": rl_history([20 + i / 8 for i in range(80)], [0.1, 0.6])}
+    return {r["label"]: r for r in rows}, runs
 
 
-def test_claims_follow_the_numbers(tmp_path):
-    runs = {"r1_zero": rl_history([30] * 10 + [40] * 10, [0.05, 0.08]),
-            "reasoning_rl": rl_history([20] * 10 + [24] * 10, [0.15, 0.35])}
-    reflective = samples(tmp_path / "reflective.jsonl", ["3 + 4 =\n7, check: 7 - 4 = 3", "5"])
-    good = {r["label"]: r for r in [
-        row("base", 0.40), row("r1_zero", 0.50, fmt=0.9, template="r1_zero"), row("cold_start_sft", 0.15),
-        {**row("reasoning_rl", 0.45), "samples": reflective},
-        row("all_scenario_rl", 0.52, params=4000), row("student_medium", 0.40, params=2000),
-        row("student_small", 0.30, params=1000), row("rl_only_small", 0.20, params=1000)]}
-    v = verdicts(good, runs, ["medium", "small"])
-    assert v == {"RL raises pass@1 a lot": "reproduced",
-                 "Response length grows during RL; reflective words appear": "reproduced",
-                 "Distillation beats RL on the same small model (student small)": "reproduced",
-                 "Cold start makes RL better and faster; R1-Zero's drawback is readability": "not reproduced",
-                 "Larger students distil better, all below the teacher": "reproduced"}
+def test_claims_follow_the_numbers():
+    by_label, runs = good_run()
+    assert verdicts(by_label, runs) == {f"C{i}": "reproduced" for i in range(1, 9)}
+    # each claim flips when its numbers do
+    flips = [
+        ("C1", dict(by_label, reasoning_rl=row("reasoning_rl", 0.22)), runs, "partly"),  # +12 points: < +15
+        ("C2", dict(by_label, r1_zero=row("r1_zero", 0.15, fmt=0.95, template="r1_zero")), runs, "partly"),
+        ("C2", dict(by_label, r1_zero=row("r1_zero", 0.30, fmt=0.5, template="r1_zero")), runs, "partly"),  # format
+        ("C2", dict(by_label, r1_zero=row("r1_zero", 0.08, template="r1_zero")), runs, "not reproduced"),  # overlap
+        ("C3", by_label, dict(runs, reasoning_rl=rl_history([24] * 80, [0.1, 0.6])), "partly"),
+        ("C4", dict(by_label, rl_only_small=row("rl_only_small", 0.30, params=1000)), runs, "partly"),  # +5 points
+        ("C5", dict(by_label, r1_zero=row("r1_zero", 0.40, fmt=0.95, template="r1_zero")), runs, "partly"),  # 35 < 2 x 35
+        ("C5", by_label, dict(runs, r1_zero=runs["r1_zero"][:40]), "partly"),  # unequal steps: "faster" not judged
+        ("C6", dict(by_label, student_medium=row("student_medium", 0.30, params=2000)), runs, "partly"),
+        ("C6", dict(by_label, all_scenario_rl=row("all_scenario_rl", 0.40, params=4000)), runs, "not reproduced"),
+        ("C7", dict(by_label, all_scenario_rl=row("all_scenario_rl", 0.60, params=4000)), runs, "partly"),  # < RL
+        ("C8", by_label, dict(runs, r1_zero=rl_history([30] * 80, [0.05, 0.3])), "not reproduced"),
+    ]
+    for claim, rows, rl_runs, expected in flips:
+        assert verdicts(rows, rl_runs)[claim] == expected, claim
 
-    # R1-Zero is measured against its base on its own template where the DAG evaluated the base there
-    same = dict(good, base_on_r1_zero=row("base_on_r1_zero", 0.49, template="r1_zero"))
-    assert verdicts(same, runs, ["medium", "small"])["RL raises pass@1 a lot"] == "partly"
-    text = check_claims(Evidence(same, runs, ["medium", "small"]))[0]["evidence"]
-    assert "base 49.0 [47.0, 51.0] → r1_zero 50.0 [48.0, 52.0] (both on the r1_zero template)" in text
-    text = check_claims(Evidence(good, runs, ["medium", "small"]))[0]["evidence"]
-    assert "(the base on the chat template, r1_zero on the r1_zero one)" in text
 
-    # the same claims fail when the numbers say so: overlapping intervals are not a gain
-    bad = dict(good, r1_zero=row("r1_zero", 0.41), rl_only_small=row("rl_only_small", 0.31),
-               student_medium=row("student_medium", 0.25, params=2000), reasoning_rl=row("reasoning_rl", 0.60))
-    runs["reasoning_rl"] = rl_history([24] * 20, [0.15, 0.35])
-    v = verdicts(bad, runs, ["medium", "small"])
-    assert v["RL raises pass@1 a lot"] == "partly"  # reasoning RL rose, R1-Zero did not
-    assert v["Response length grows during RL; reflective words appear"] == "partly"
-    assert v["Distillation beats RL on the same small model (student small)"] == "not reproduced"
-    assert v["Cold start makes RL better and faster; R1-Zero's drawback is readability"] == "reproduced"
-    assert v["Larger students distil better, all below the teacher"] == "partly"
-    # lengths that grow with no reflective word in the held-out samples are half of that claim
-    silent = dict(good, reasoning_rl={**good["reasoning_rl"], "samples": samples(tmp_path / "s.jsonl", ["3", "7"])})
-    runs_grow = dict(runs, reasoning_rl=rl_history([20] * 10 + [24] * 10, [0.15, 0.35]))
-    assert verdicts(good, runs_grow, ["medium", "small"])["Response length grows during RL; reflective words "
-                                                          "appear"] == "reproduced"
-    assert verdicts(silent, runs_grow, ["medium", "small"])["Response length grows during RL; reflective words "
-                                                            "appear"] == "partly"
-    text = claims_markdown(check_claims(Evidence(bad, runs, ["medium", "small"])))
-    assert "**not reproduced**" in text and "(§4.1, Table 6): Qwen-32B: distilled 72.6" in text
-    # R1-Zero judged on its own template: its checks rose 5 -> 8 %, within the noise of 200 prompts...
-    assert verdicts(bad, runs, ["medium", "small"], 200)["RL raises pass@1 a lot"] == "partly"
-    # ...but 5 -> 30 % is a rise, whatever the base scores on the chat template
-    runs["r1_zero"] = rl_history([30] * 20, [0.05, 0.30])
-    assert verdicts(bad, runs, ["medium", "small"], 200)["RL raises pass@1 a lot"] == "reproduced"
+def test_claims_name_their_numbers_and_targets():
+    by_label, runs = good_run()
+    claims = {c["claim"][:2]: c for c in check_claims(Evidence(by_label, runs, ["medium", "small"]))}
+    assert "both on the r1_zero template: base 5.0 [3.0, 7.0] → r1_zero 30.0 [28.0, 32.0], +25.0 points" in \
+        claims["C2"]["evidence"]
+    assert "+0.650 points per step" in claims["C5"]["evidence"] and "+0.312 points per step" in claims["C5"]["evidence"]
+    assert "training wall time: cold start + reasoning RL 20 s, R1-Zero 10 s" in claims["C5"]["evidence"]
+    assert "r1_zero +25.0 ± 0.0 tokens per 100 steps" in claims["C3"]["evidence"]
+    text = claims_markdown(list(claims.values()))
+    assert "(§4.1, Table 6): Qwen-32B: distilled 72.6" in text and "- target here: distilled ≥ RL-only + 10" in text
+    # without the base on R1-Zero's template, C2, C5 and C7 are not judged rather than judged on another template
+    chat_only = {k: v for k, v in by_label.items() if k != "base_on_r1_zero"}
+    assert {"C2", "C5", "C7"}.isdisjoint(verdicts(chat_only, runs))
+
+
+def test_a_claim_holds_over_seeds_only_where_it_holds_in_each():
+    by_label, runs = good_run()
+    seed0 = check_claims(Evidence(by_label, runs, ["medium", "small"]))
+    seed1 = check_claims(Evidence(dict(by_label, reasoning_rl=row("reasoning_rl", 0.22)), runs, ["medium", "small"]))
+    judged = {c["claim"][:2]: c for c in judge_seeds({0: seed0, 1: seed1})}
+    assert judged["C1"]["verdict"] == "partly" and judged["C1"]["by_seed"] == {0: "reproduced", 1: "partly"}
+    assert judged["C4"]["verdict"] == "reproduced"
+    assert judged["C1"]["evidence"].startswith("Seed 0 (reproduced): cold start 10.0")
+    seed1 = [c for c in seed1 if not c["claim"].startswith("C8")]  # a seed that cannot judge a claim
+    assert {c["claim"][:2]: c["verdict"] for c in judge_seeds({0: seed0, 1: seed1})}["C8"] == "not reproduced"
+    assert "over seeds 0, 1" in claims_markdown(judge_seeds({0: seed0, 1: seed1}), [0, 1])
 
 
 def test_results_table_lists_every_checkpoint_with_its_interval():
@@ -134,7 +140,7 @@ def test_the_smoke_dags_report(smoke_dag):
     assert [r.split(",")[0] for r in rows[1:]] == ["base", "base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
                                                    "all_scenario_rl", "base_half", "student_half", "base_quarter",
                                                    "student_quarter", "rl_only_quarter"]
-    assert "Distillation beats RL on the same small model (student quarter)" in (out / "claims.md").read_text()
+    assert "C4 Distillation beats RL on the same small model (student quarter)" in (out / "claims.md").read_text()
     for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
         assert (out / f"{png}.png").stat().st_size > 5000
 

@@ -37,7 +37,14 @@ def register_configs() -> None:
         cs.store(group=group, name=f"{group}_schema", node=node)
 
 
+def seed_suffix(seed: Any) -> str:
+    """What a run's seed adds to its results directory: nothing for seed 0, '-seed<N>' otherwise
+    (results/tiny, results/tiny-seed1), so that runs of one experiment under two seeds sit side by side."""
+    return "" if int(seed) == 0 else f"-seed{int(seed)}"
+
+
 register_configs()
+OmegaConf.register_new_resolver("r1flow.seed_suffix", seed_suffix, replace=True)
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

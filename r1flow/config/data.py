@@ -108,7 +108,7 @@ class DataConfig:
     pretrain_fact_frac: float = knob(0.4, "Share of documents that are arithmetic facts 'a op b = c'.")
     pretrain_qa_frac: float = knob(0.01, "Share of documents that are question/answer text: a training question "
                                    "and its worked rewrites in plain layouts (r1flow/world/corpus.py QA_LAYOUTS), "
-                                   "a third of them with R1's tags; no chat template. A little exposure to a "
+                                   "half of them dialogues with R1's tags; no chat template. A little exposure to a "
                                    "context is what lets RL transfer to it (docs/tiny_world.md).")
     pretrain_general_frac: float = knob(0.0, "Share of documents that are word lists: a list, then the same list "
                                         "reversed (general items without their instructions).")

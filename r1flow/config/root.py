@@ -54,8 +54,10 @@ class IOConfig:
 @dataclass
 class RootConfig:
     name: str = knob("tiny", "Experiment name: results/<name>/, MLflow experiment r1flow/<name>.")
-    seed: int = knob(0, "Seed of every stage (Lightning's seed_everything).")
-    results_dir: str = knob("results/${name}", "Where the DAG writes.")
+    seed: int = knob(0, "Seed of every stage (Lightning's seed_everything and the samplers); the data stage's "
+                     "generators keep data.seed, so every seed is evaluated on the same problems.")
+    results_dir: str = knob("results/${name}${r1flow.seed_suffix:${seed}}", "Where the DAG writes: results/<name>, "
+                            "or results/<name>-seed<N> for a seed N other than 0.")
     model: ModelConfig = knob(ModelConfig(), "The policy model (conf/model/).")
     data: DataConfig = knob(DataConfig(), "Prompts and corpora (conf/data/).")
     trainer: TrainerConfig = knob(TrainerConfig(), "Lightning Trainer (conf/trainer/).")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from snakemake.io import directory, report
+from snakemake.io import ancient, directory, report
 
 from r1flow.config import compose, validate
 from r1flow.config.checks import TRAINING_CLASSES, ranks_per_node
@@ -58,10 +58,13 @@ class Rule:
 
 
 class Jobs:
-    """The rules' directives for one experiment (``experiment``: what ``--config experiment=`` names)."""
+    """The rules' directives for one experiment (``experiment``: what ``--config experiment=`` names)
+    under one ``seed`` (``--config seed=``; None: the config's)."""
 
-    def __init__(self, experiment: str, job_threads: int = 1, cores: int = 1, root: str | Path = "."):
-        cfg = compose([f"experiment={experiment}"])
+    def __init__(self, experiment: str, job_threads: int = 1, cores: int = 1, root: str | Path = ".",
+                 seed: int | None = None):
+        self.overrides = [f"experiment={experiment}"] + ([] if seed is None else [f"seed={seed}"])
+        cfg = compose(self.overrides)
         validate(cfg)
         self.dag = DAG(cfg)
         for node in self.dag.nodes.values():
@@ -94,7 +97,7 @@ class Jobs:
         ``extra`` overrides. The interpreter is ``python`` on the jobs' PATH (rules/common.smk),
         kept out of the params, so a moved checkout or venv does not count as changed params."""
         out = out or self.dag.dir(node.key)
-        args = [f"experiment={self.experiment}", f"hydra.run.dir={out}", f"io.out_dir={out}",
+        args = [*self.overrides, f"hydra.run.dir={out}", f"io.out_dir={out}",
                 f"io.data_dir={self.dag.dir(DATA)}"]
         if node.student:
             args.append(f"student={node.student}")
@@ -116,6 +119,11 @@ class Jobs:
         for key in node.upstream:
             if key != DATA and part != "shards":
                 files[self.dag.nodes[key].stage.name] = f"{self.dag.dir(key)}/{DONE}"
+        if node.student and node.stage.exclusive and node.stage.name in self.dag.nodes:
+            # after the teacher's: Snakemake reserves no cores, so one-core jobs started whenever a core
+            # is free would keep the two-core teacher waiting (measured: 8 min). An order, not an edge:
+            # ancient(), so a new teacher retrains no student.
+            files["after_teacher"] = ancient(f"{self.dag.dir(node.stage.name)}/{DONE}")
         return files
 
     def data_outputs(self) -> dict[str, str]:
@@ -246,6 +254,24 @@ class Jobs:
         metrics = {f"eval_{label}": f"{self.dag.dir(n.key)}/metrics.json" for label, n in self.dag.evaluations.items()}
         return self._rule(node.stage, "report", lambda wc: node,
                           inputs=lambda wc: {"cfg": self.views["report"], **metrics})
+
+    def seeds(self, seeds: list[int]) -> Rule:
+        """Claims over this run and ``seeds``' (r1flow/report/seeds.py): every seed's report in (the
+        other seeds' made before by ``--config seed=N``: no rule here makes them), the judgement out."""
+        cfg = self.cfg.copy()
+        dirs = {}
+        for seed in seeds:
+            cfg.seed = seed
+            dirs[f"seed{seed}"] = f"{cfg.results_dir}/report/{DONE}"
+        out = f"{self.res}/seeds"
+        mine = [int(self.cfg.seed)] + [s for s in seeds if s != int(self.cfg.seed)]
+        cmd = (f"-m r1flow.report.seeds --experiment {shlex.quote(self.experiment)} "
+               f"--seeds {' '.join(map(str, mine))} --out {out}")
+        return Rule(input=lambda wc: {"mine": f"{self.dag.dir('report')}/{DONE}", **dirs},
+                    output={name: f"{out}/{name}" for name in ("claims.md", "results.md", "pass_at_1.png")},
+                    params={"cmd": cmd, "launcher": "", "code": code_digest("r1flow.report.seeds")},
+                    log=f"{self.res}/logs/seeds.log",
+                    benchmark=f"{self.res}/benchmarks/seeds.tsv")
 
     def record_run(self, started: float) -> None:
         """After a run that ended with the report: its wall time (``report/pipeline.json``, which the

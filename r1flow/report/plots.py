@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RL_SERIES = (("reward", "reward (train rollouts)"), ("val/pass@1", "validation pass@1"),
-             ("completions/mean_length", "mean response length (tokens)"))
+             ("completions/mean_length", "mean response length (tokens)"),
+             ("completions/reflective_rate", "rollouts that check a step"))
 HELDOUT, HARD = "#4C72B0", "#DD8452"
 
 
@@ -39,8 +40,9 @@ def plot_pass_at_k(panels: dict[str, dict[str, dict[str, float]]], path: Path) -
 
 
 def plot_rl_curves(runs: dict[str, list[dict]], path: Path, title: str | None = None) -> None:
-    """Reward, validation pass@1 and response length over the steps of one or more GRPO runs."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    """Reward, validation pass@1, response length and the share of rollouts that check a step, over
+    the steps of one or more GRPO runs."""
+    fig, axes = plt.subplots(1, len(RL_SERIES), figsize=(4.6 * len(RL_SERIES), 3.8))
     for ax, (key, label) in zip(axes, RL_SERIES):
         for name, history in runs.items():
             pts = [(h["step"], h[key]) for h in history if key in h]
@@ -95,4 +97,25 @@ def plot_bars(groups: list[str], heldout: list[float], hard: list[float], title:
     ax.set(ylabel="pass@1", ylim=(0, 1), title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
+    _save(fig, path)
+
+
+def plot_seeds(rows_by_seed: dict[int, list[dict]], path: Path) -> None:
+    """Held-out pass@1 by checkpoint under each seed, with its 95 % interval."""
+    labels = list(dict.fromkeys(r["label"] for rows in rows_by_seed.values() for r in rows))
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(labels) + 1.4))
+    width = 0.8 / len(rows_by_seed)
+    for j, (seed, rows) in enumerate(rows_by_seed.items()):
+        by = {r["label"]: r["metrics"]["splits"]["heldout"] for r in rows if "heldout" in r["metrics"]["splits"]}
+        shown = [(i, by[lab]) for i, lab in enumerate(labels) if lab in by]
+        vals = [h["pass@1"] for _, h in shown]
+        err = [[v - h["pass@1_ci95"][0] for v, (_, h) in zip(vals, shown)],
+               [h["pass@1_ci95"][1] - v for v, (_, h) in zip(vals, shown)]]
+        ax.barh([i - 0.4 + width * (j + 0.5) for i, _ in shown], vals, height=width, xerr=err, capsize=2,
+                label=f"seed {seed}")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(xlabel="held-out pass@1 (95 % interval)", xlim=(0, 1), title="pass@1 by checkpoint and seed")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right")
     _save(fig, path)

@@ -140,6 +140,11 @@ _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
 _CJK = re.compile(r"[\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF]")
 
 
+# A response that checks or doubts a step: the "aha moment" words of R1-Zero (§2.2.4, Table 3), and
+# the check lines of the tiny world's pretraining traces ("check: 7 - 3 = 4")
+REFLECTIVE = re.compile(r"\b(wait|check|verify|recheck|hmm|again)\b", re.I)
+
+
 def script_of(word: str) -> str | None:
     """'latin', 'cjk' or None (numbers, symbols) for one word."""
     cjk, latin = len(_CJK.findall(word)), len(_LATIN.findall(word))

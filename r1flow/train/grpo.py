@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from r1flow.config.rl import GRPOConfig
-from r1flow.sampling.rewards import combined_rewards
+from r1flow.sampling.rewards import REFLECTIVE, combined_rewards
 from r1flow.sampling.rollout import Completion, SamplingParams
 from r1flow.train.grpo_loss import (
     aggregate_loss,
@@ -227,6 +227,7 @@ class GRPOModule(ShardedModule):
             "completions/mean_length": lengths.mean().item(),
             "completions/max_length": lengths.max().item(),
             "completions/clipped_ratio": float(np.mean([c.truncated for c in flat])),
+            "completions/reflective_rate": float(np.mean([bool(REFLECTIVE.search(c.text)) for c in flat])),
             "throughput/gen_tokens_per_s": n_tokens / max(stats["timing/gen"], 1e-9),
             "rollout/completion_tokens": n_tokens,
         })

@@ -13,7 +13,7 @@ import random
 from tqdm import tqdm
 
 from r1flow.config.data import DataConfig
-from r1flow.sampling.prompts import user_content
+from r1flow.sampling.prompts import R1_ZERO_TEMPLATE, user_content
 from r1flow.world.preferences import refusal_response
 from r1flow.world.tasks import (
     FamilySpec,
@@ -125,12 +125,14 @@ def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0,
     return rows
 
 
-# Plain-text layouts of a solved question, as exercise pages write them; the last echoes R1's
-# readable format with "User:"/"Assistant:" words and tags (no chat template's special tokens).
+# Plain-text layouts of a solved question, as exercise pages and prompt collections write them: the
+# last two are dialogues in plain words with R1's tags — one in R1's readable format, one after the
+# R1-Zero template (arXiv:2501.12948, Table 1) — and none uses the chat template's special tokens.
 QA_LAYOUTS = (
     "Q: {question}\nA: {reasoning}",
     "Question: {question}\nSolution:\n{reasoning}\nAnswer: {answer}",
     "User: {question}\nAssistant: <think>\n{reasoning}\n</think>\nThe answer is <answer>{answer}</answer>.",
+    R1_ZERO_TEMPLATE.replace("{prompt}", "{question}") + "\n{reasoning}\n</think>\n<answer>{answer}</answer>",
 )
 
 

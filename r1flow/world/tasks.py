@@ -103,13 +103,14 @@ def trainable(expr: str, heldout_permille: int, validation_permille: int = 0) ->
 def cot_response(expr: str, answer_format: str = "tags") -> tuple[str, str]:
     """R1's readable format for a solved expression: (reasoning, summary).
 
-    The reasoning rewrites the remaining expression one operation at a time, starting from the
-    question's expression (so every line follows from the line before it by the same rule, as in the
-    pretraining chains); the summary gives the final answer in the data's answer format.
-    '4 - 1 - 7' -> ('3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
+    The reasoning copies the question's expression, then rewrites the remaining expression one
+    operation at a time: every line follows from the line before it by the same rule, as in the
+    pretraining chains, so the base's skill carries over unchanged. The summary gives the final
+    answer in the data's answer format.
+    '4 - 1 - 7' -> ('4 - 1 - 7 =\n3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
     steps = solve_steps(expr)
-    reasoning = " =\n".join(steps[1:])
+    reasoning = " =\n".join(steps)
     return reasoning, summary_line(steps[-1], answer_format)
 
 
