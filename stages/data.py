@@ -131,7 +131,7 @@ def world_files(data, out: Path, scratch: bool) -> dict:
     if data.general_families:
         general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"], str(data.answer_format))
         files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
-    cold_rows = cold_start_rows(cold_items, data.cold_start_terse_frac, data.seed + 7, str(data.answer_format))
+    cold_rows = cold_start_rows(cold_items, data.hurried_frac, data.seed + 7, str(data.answer_format))
     files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
     if scratch:
         files["pretrain_corpus"] = pretraining_files(data, out, splits, cold_items, prefs)

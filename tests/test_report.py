@@ -4,9 +4,14 @@ the smoke DAG's report outputs; the README's generated results section."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import snakemake
 
 from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown, judge_seeds
 from r1flow.report.results import common_spec, markdown_table, stale, table_rows
@@ -155,7 +160,33 @@ def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path)
     assert "stale" not in block and readme.read_text().endswith("after\n")
     assert " jobs in **" in block and "| base | chat | 32,672 |" in block and "| student_quarter |" in block
     assert "**rejection_sampling**: kept" in block and "**helpfulness_rm**: held-out accuracy" in block
-    assert "| Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
+    assert "| C4 Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
+
+
+def test_the_seeds_target_judges_the_claims_over_every_seed(smoke_dag):
+    """The plumbing of the two-seed judgement: a copy of this run's results stands for seed 1's
+    run (the same numbers, so the same verdicts); a seed never run is an error naming its command."""
+    from r1flow.report.readme import results_section
+
+    other, out = smoke_dag.res.parent / "smoke-seed1", smoke_dag.res / "seeds"
+    shutil.copytree(smoke_dag.res, other)
+    try:
+        snakemake(smoke_dag.proj, "--nolock", "seeds", env=smoke_dag.env())
+        claims, results = (out / "claims.md").read_text(), (out / "results.md").read_text()
+        assert "over seeds 0, 1" in claims and "- here: Seed 0 (" in claims and " Seed 1 (" in claims
+        single = (smoke_dag.res / "report" / "claims.md").read_text()
+        assert re.findall(r"\*\*(.+?)\*\*", claims) == re.findall(r"\*\*(.+?)\*\*", single)
+        assert "## Seed 0 (results/smoke)" in results and "## Seed 1 (results/smoke-seed1)" in results
+        assert (out / "pass_at_1.png").stat().st_size > 5000
+        section = results_section(smoke_dag.res)
+        assert "Under another seed, the same commit (Seed 1 (results/smoke-seed1))" in section
+        assert "judged over the seeds" in section
+        proc = subprocess.run([sys.executable, "-m", "r1flow.report.seeds", "--experiment", "smoke", "--seeds", "0", "2"],
+                              cwd=smoke_dag.proj, capture_output=True, text=True)
+        assert proc.returncode != 0 and "snakemake --cores 2 --config experiment=smoke seed=2" in proc.stderr
+    finally:
+        shutil.rmtree(other)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def test_the_generated_docs_are_current():

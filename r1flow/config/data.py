@@ -97,8 +97,9 @@ class DataConfig:
     n_hard: int = knob(400, "Prompts of the harder held-out split.")
     n_cold_start: int = knob(2000, "Cold-start SFT examples, distinct from the RL prompts.",
                              paper="thousands of long-CoT examples (§2.3.1)")
-    cold_start_terse_frac: float = knob(0.0, "Share of cold-start answers written tersely: the value alone, "
-                                        "without the intermediate rewrites.")
+    hurried_frac: float = knob(0.0, "Share of the world's worked traces (pretraining chains, question/answer text, "
+                               "cold-start answers) written hurriedly: two operations per line, as people skip "
+                               "steps. All are correct; a model writing them is right less often.")
     general_families: list[FamilyConfig] = knob([], "Non-reasoning families (general SFT, all-scenario RL), "
                                                 "answered directly without a CoT.",
                                                 paper="~200k non-reasoning samples; trivial queries get no CoT (§2.3.3)")
@@ -112,6 +113,8 @@ class DataConfig:
                                    "context is what lets RL transfer to it (docs/tiny_world.md).")
     pretrain_general_frac: float = knob(0.0, "Share of documents that are word lists: a list, then the same list "
                                         "reversed (general items without their instructions).")
+    pretrain_stated_frac: float = knob(0.0, "Share of rewrite chains preceded by their expression on a line of its "
+                                       "own: the copying that a worked answer starts with.")
     pretrain_max_terms: int = knob(5, "Most terms of a rewrite chain in the pretraining corpus.")
     pretrain_ops: str = knob("+-*", "Operators of the pretraining corpus.")
     seed: int = knob(1234, "Seed of every generator of the data stage.")

@@ -96,18 +96,30 @@ def facts(res: Path) -> str:
     return "\n".join(lines)
 
 
-def claims_table(res: Path) -> str:
-    text = (res / "report" / "claims.md").read_text()
-    rows = re.findall(r"^## (.+?): \*\*(.+?)\*\*\n\n- paper \((.+?)\): (.+?)\n- here: (.+?)$", text, re.M)
-    lines = ["| claim (paper) | verdict | here |", "|---|---|---|"]
-    lines += [f"| {c} ({cite}: {paper}) | **{v}** | {here} |" for c, v, cite, paper, here in rows]
+def claims_table(claims_md: Path) -> str:
+    text = claims_md.read_text()
+    rows = re.findall(r"^## (.+?): \*\*(.+?)\*\*\n\n- paper \((.+?)\): (.+?)\n- target here: (.+?)\n- here: (.+?)$",
+                      text, re.M)
+    lines = ["| claim (paper) | target here | verdict | here |", "|---|---|---|---|"]
+    lines += [f"| {c} ({cite}: {paper}) | {target} | **{v}** | {here} |" for c, v, cite, paper, target, here in rows]
     return "\n".join(lines)
 
 
 def results_section(res: Path) -> str:
+    """The run's summary, table and facts; with a ``seeds`` judgement (r1flow/report/seeds.py), the
+    other seeds' tables and the claims over every seed, else the claims of this run."""
     table = (res / "report" / "results.md").read_text().split("\n", 2)[2]  # without its title
-    return "\n\n".join([run_summary(res), table.strip(), facts(res), "The paper's claims, judged on this run "
-                        f"({res}/report/claims.md):", claims_table(res)])
+    parts = [run_summary(res), table.strip(), facts(res)]
+    seeds = res / "seeds"
+    if (seeds / "claims.md").is_file():
+        others = (seeds / "results.md").read_text().split("\n## ")[2:]  # each other seed's table
+        parts += [f"Under another seed, the same commit ({part.split(chr(10), 1)[0]}):\n\n{part.split(chr(10), 1)[1].strip()}"
+                  for part in others]
+        parts += [f"The paper's claims, judged over the seeds ({seeds}/claims.md; a claim is reproduced only where it "
+                  "is in every seed):", claims_table(seeds / "claims.md")]
+    else:
+        parts += [f"The paper's claims, judged on this run ({res}/report/claims.md):", claims_table(res / "report" / "claims.md")]
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:

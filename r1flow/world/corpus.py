@@ -22,9 +22,11 @@ from r1flow.world.tasks import (
     direct_response,
     generate_general_items,
     generate_items,
+    hurried,
     random_expression,
     region_of,
     solve_steps,
+    trace,
     trainable,
 )
 
@@ -89,37 +91,30 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int, filters: 
     return rows
 
 
-def assistant_content(expr: str, terse: bool = False, answer_format: str = "tags") -> str:
-    """The assistant turn of a worked example in R1's readable format; ``terse``: the reasoning is
-    the value alone, without the intermediate rewrites (an answer worked out "in one's head")."""
-    reasoning, summary = cot_response(expr, answer_format)
-    if terse:
-        reasoning = reasoning.rsplit("\n", 1)[-1]
+def assistant_content(expr: str, answer_format: str = "tags", hurry: bool = False) -> str:
+    """The assistant turn of a worked example in R1's readable format (``hurry``: a hurried trace)."""
+    reasoning, summary = cot_response(expr, answer_format, hurry)
     return f"<think>\n{reasoning}\n</think>\n{summary}"
 
 
-def cold_start_rows(items: list[dict], terse_frac: float = 0.0, seed: int = 0,
+def cold_start_rows(items: list[dict], hurried_frac: float = 0.0, seed: int = 0,
                     answer_format: str = "tags") -> list[dict]:
-    """Cold-start SFT data: chat messages whose answer is written by the deterministic solver.
-
-    A share ``terse_frac`` of them (chosen by ``seed``) skip the rewrites, as hastily written
-    human answers do: all are correct, but a model imitating the terse ones answers less
-    accurately — headroom that RL can win by learning to reason step by step.
-    """
+    """Cold-start SFT data: chat messages whose answer is written by the deterministic solver, a
+    share ``hurried_frac`` of them (chosen by ``seed``) in the hurried style, as in every worked
+    trace of the world (``data.hurried_frac``): all are correct and readable."""
     rng = random.Random(seed)
     rows = []
     for it in items:
-        expr = it["metadata"]["expression"]
-        terse = rng.random() < terse_frac
+        hurry = rng.random() < hurried_frac
         rows.append(
             {
                 "id": it["id"],
                 "family": it["family"],
                 "messages": [
                     {"role": "user", "content": user_content({**it, "answer_format": answer_format})},
-                    {"role": "assistant", "content": assistant_content(expr, terse, answer_format)},
+                    {"role": "assistant", "content": assistant_content(it["metadata"]["expression"], answer_format, hurry)},
                 ],
-                "terse": terse,
+                "hurried": hurry,
             }
         )
     return rows
@@ -136,9 +131,9 @@ QA_LAYOUTS = (
 )
 
 
-def qa_text(item: dict, layout: str) -> str:
+def qa_text(item: dict, layout: str, hurry: bool = False) -> str:
     """A training question and its worked rewrites as plain question/answer text."""
-    reasoning, _ = cot_response(item["metadata"]["expression"])
+    reasoning = trace(item["metadata"]["expression"], hurry)
     answer = reasoning.rsplit("\n", 1)[-1]
     return layout.format(question=item["question"].rstrip(), reasoning=reasoning, answer=answer)
 
@@ -180,10 +175,13 @@ def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: li
                 continue
             if not trainable(expr, *permille(data)):
                 continue
-            docs.append({"text": " =\n".join(steps), "kind": "chain"})
+            chain = " =\n".join(hurried(steps) if rng.random() < data.hurried_frac else steps)
+            stated = rng.random() < data.pretrain_stated_frac  # the expression stated, then worked
+            docs.append({"text": f"{expr}\n{chain}" if stated else chain, "kind": "chain"})
             made += 1
             bar.update()
-    docs += [{"text": qa_text(it, rng.choice(QA_LAYOUTS)), "kind": "qa"} for it in qa_items[:n_qa]]
+    docs += [{"text": qa_text(it, rng.choice(QA_LAYOUTS), rng.random() < data.hurried_frac), "kind": "qa"}
+             for it in qa_items[:n_qa]]
     docs += [{"text": word_list_text(it), "kind": "words"} for it in general_items[:n_general]]
     rng.shuffle(docs)
     return docs

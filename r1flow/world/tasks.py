@@ -100,18 +100,29 @@ def trainable(expr: str, heldout_permille: int, validation_permille: int = 0) ->
 
 
 # ----------------------------------------------------------------------------------- responses
-def cot_response(expr: str, answer_format: str = "tags") -> tuple[str, str]:
+def hurried(steps: list[str]) -> list[str]:
+    """The steps of a hurried trace: two operations per line (the expression, every other rewrite,
+    the value), as people write when they skip steps. '4 - 1 - 7 + 2' -> 4 - 1 - 7 + 2, -4 + 2, -2."""
+    return [*steps[:-1:2], steps[-1]]
+
+
+def trace(expr: str, hurry: bool = False) -> str:
+    """A rewrite chain: the expression, then the remaining expression after each operation (after
+    every second one when ``hurry``), then the value: '4 - 1 - 7 =\n3 - 7 =\n-4'."""
+    steps = solve_steps(expr)
+    return " =\n".join(hurried(steps) if hurry else steps)
+
+
+def cot_response(expr: str, answer_format: str = "tags", hurry: bool = False) -> tuple[str, str]:
     """R1's readable format for a solved expression: (reasoning, summary).
 
-    The reasoning copies the question's expression, then rewrites the remaining expression one
-    operation at a time: every line follows from the line before it by the same rule, as in the
-    pretraining chains, so the base's skill carries over unchanged. The summary gives the final
-    answer in the data's answer format.
+    The reasoning is the expression's rewrite chain (:func:`trace`): it copies the question's
+    expression, then rewrites it one operation at a time (two when ``hurry``), so every line
+    follows from the line before it by the same rule as in the pretraining chains. The summary
+    gives the final answer in the data's answer format.
     '4 - 1 - 7' -> ('4 - 1 - 7 =\n3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
-    steps = solve_steps(expr)
-    reasoning = " =\n".join(steps)
-    return reasoning, summary_line(steps[-1], answer_format)
+    return trace(expr, hurry), summary_line(solve_steps(expr)[-1], answer_format)
 
 
 # ----------------------------------------------------------------------------------- families
