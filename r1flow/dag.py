@@ -83,7 +83,8 @@ class Stage:
     resources: str = "train"  # job class: conf resources.<class>
     teacher: bool = True  # run for the teacher model
     students: str | None = None  # also run for students: "all", or "rl_only" (rl_only_students)
-    critical: bool = False  # on the main chain: scheduled ahead of side jobs (evaluations)
+    critical: bool = False  # scheduled ahead of side jobs (evaluations): the main chain, and R1-Zero, the longest
+    # job of its branch (measured: left among the side jobs, it started 21 min into a tiny run and ended it)
     exclusive: bool = False  # every other job waits for it: it takes two cores when it can
 
     @property
@@ -117,7 +118,7 @@ STAGES: tuple[Stage, ...] = (
           exclusive=True),
     Stage("r1_zero", Kind.grpo, "reasoning", "§2.2 (R1-Zero), Table 1 (template)", init=BASE,
           outputs=(MODEL, "curves.png"), plots=RL_PLOTS, evaluated=Eval("r1_zero", template="r1_zero.template"),
-          view=TRAIN, resources="rl"),
+          view=TRAIN, resources="rl", critical=True),
     Stage("cold_start_sft", Kind.sft, "reasoning", "§2.3.1", init=BASE, outputs=LM,
           evaluated=Eval("cold_start_sft"), view=TRAIN, students="rl_only", critical=True),
     Stage("reasoning_rl", Kind.grpo, "reasoning", "§2.3.2", init="cold_start_sft", outputs=(MODEL, "curves.png"),

@@ -80,6 +80,7 @@ def test_schema_rejects_unknown_keys_wrong_types_and_choices(override, exc):
     ("evaluate.general_splits=[heldout2]", "evaluate.general_splits"),
     ("+students.odd={hidden_size: 90}", "students.odd"),
     ("+students.typo={hidden_sise: 64}", "students.typo"),
+    ("+students.slow={hidden_size: 64, pretrain: {max_step: 9}}", "students.slow.pretrain"),
     ("rl_only_students=[nobody]", "rl_only_students"),
     ("distill.general_frac=1.0", "distill.general_frac"),
     ("distill_data.n=0", "distill_data"),
@@ -118,6 +119,17 @@ def test_a_student_is_the_teacher_model_with_its_overrides():
     assert with_student(cfg) is cfg  # no student: unchanged
     with pytest.raises(ValueError, match="'giant' is not one of students"):
         with_student(cfg, "giant")
+    # a student's 'pretrain' key sets its pretraining (fewer steps than its teacher's), not its model
+    assert cfg.pretrain.max_steps > small.pretrain.max_steps == cfg.students.small.pretrain.max_steps
+    assert small.pretrain.batch_size == cfg.pretrain.batch_size and "pretrain" not in small.model
+    assert config_view(small, ("pretrain",))["pretrain"]["max_steps"] == small.pretrain.max_steps
+
+
+def test_another_seed_writes_beside_seed_0():
+    assert compose([]).results_dir == "results/tiny"
+    cfg = compose(["seed=1"])
+    assert cfg.results_dir == "results/tiny-seed1" and cfg.io.data_dir == "results/tiny-seed1/data"
+    assert cfg.data.seed == compose([]).data.seed  # the same problems under every seed
 
 
 def test_views_separate_stages_and_students():

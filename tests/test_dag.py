@@ -135,6 +135,26 @@ def test_snakemake_gives_a_stage_what_it_would_read_by_hand(tmp_path):
         assert resolve_io(jobs.dag, node, given)[:2] == resolve_io(DAG(by_hand), node, by_hand)[:2], key
 
 
+def test_a_students_pretraining_is_ordered_after_the_teachers_without_depending_on_it(tmp_path):
+    """Snakemake reserves no cores: the two-core teacher pretraining must not wait behind one-core
+    student jobs. Its completion is an ancient() input of a student's pretraining: an order (the
+    student waits for it) that a retrained teacher does not turn into a rerun of the student."""
+    from snakemake.io import is_flagged
+
+    from r1flow.harness.jobs import Jobs
+
+    jobs = Jobs("tiny", root=tmp_path)
+    after = jobs.inputs(jobs.dag.node("pretrain", "small"))["after_teacher"]
+    assert after == "results/tiny/pretrain/done.json" and is_flagged(after, "ancient")
+    assert "after_teacher" not in jobs.inputs(jobs.dag.node("pretrain"))
+    assert "after_teacher" not in jobs.inputs(jobs.dag.node("cold_start_sft", "small"))  # only the exclusive stage
+    # another seed: every command carries it, every path is the seed's own
+    seeded = Jobs("tiny", root=tmp_path, seed=1)
+    assert " seed=1 " in seeded.command(seeded.dag.node("pretrain")) and seeded.res == "results/tiny-seed1"
+    assert seeded.seeds([0]).input(None) == {"mine": "results/tiny-seed1/report/done.json",
+                                             "seed0": "results/tiny/report/done.json"}
+
+
 def test_every_job_asks_its_class_resources(tmp_path):
     from r1flow.harness.jobs import Jobs
 

@@ -25,6 +25,24 @@ def test_smoke_stages_produce_hf_checkpoints(smoke_world):
     assert all(len(v["digest"]) == 64 for v in manifest.values())
 
 
+def test_tokens_pretraining_never_saw_leave_it_at_the_mean_embedding(smoke_world):
+    """The chat template's markers are absent from a base's corpus: their embedding rows are the
+    mean of the others' (so the cold start introduces them from an average token)."""
+    from safetensors.torch import load_file
+
+    from r1flow.harness.models import load_tokenizer
+
+    done = json.loads((smoke_world / "pretrain" / "done.json").read_text())
+    assert {"<|user|>", "<|assistant|>"} <= set(done["unseen_tokens"])
+    tok = load_tokenizer(str(smoke_world / "pretrain" / "model"))
+    emb = load_file(smoke_world / "pretrain" / "model" / "model.safetensors")["model.embed_tokens.weight"]
+    unseen = tok.convert_tokens_to_ids(done["unseen_tokens"])
+    seen = [i for i in range(emb.shape[0]) if i not in set(unseen)]
+    mean = emb[seen].mean(dim=0)
+    assert all(emb[i].allclose(mean, atol=1e-6) for i in unseen)
+    assert not emb[seen[0]].allclose(mean, atol=1e-3)
+
+
 def test_from_pretrained_path_loads_a_locally_saved_checkpoint(smoke_world):
     from r1flow.config import compose
     from r1flow.harness.models import load_model, load_tokenizer

@@ -9,6 +9,7 @@ from r1flow.sampling.prompts import render_prompt
 from r1flow.sampling.verify import extract_answer, format_ok, is_correct, reasoning_result
 from r1flow.world.corpus import (
     assistant_content,
+    corpus_shares,
     general_sft_rows,
     make_general_split,
     make_split,
@@ -21,9 +22,10 @@ from r1flow.world.tasks import (
     direct_response,
     solve_steps,
     split_region,
+    trace,
     trainable,
 )
-from r1flow.world.tokenizer import EOS, build_tokenizer
+from r1flow.world.tokenizer import ASSISTANT, BOS, EOS, USER, build_tokenizer
 
 
 def test_solver_rewrites_one_operation_at_a_time():
@@ -125,15 +127,46 @@ def test_an_option_the_filters_drop_is_a_config_error_naming_it(family, params, 
         filters.check()
 
 
+def test_a_base_reads_no_chat_template_and_little_question_answer_text():
+    """The tiny world's corpus: no special token of the chat template anywhere; question/answer
+    text is data.pretrain_qa_frac of the documents (measured, and written by the data stage);
+    hurried traces and stated expressions at their configured rates."""
+    cfg = compose([])
+    data = cfg.data
+    data.pretrain_docs = 3000
+    tok = build_tokenizer(["State the final answer to the following arithmetic problem:", "Calculate ."])
+    docs = pretraining_corpus(data, make_split(data, "train", 200, 5), make_general_split(data, "train", 400, 8))
+    assert not any(special in d["text"] for d in docs for special in (USER, ASSISTANT, BOS, EOS))
+    shares = corpus_shares(docs, tok)
+    assert shares["qa"]["docs"] == data.pretrain_qa_frac <= 0.02 and shares["qa"]["tokens"] < 0.05
+    assert abs(sum(s["tokens"] for s in shares.values()) - 1) < 1e-3
+    chains = [d["text"].split("\n") for d in docs if d["kind"] == "chain"]
+    stated = [c for c in chains if " =" not in c[0] and len(c) > 1]
+    assert 0.4 < len(stated) / len(chains) < 0.6  # pretrain_stated_frac 0.5
+
+    def hurried(lines):  # some line does two operations: 4 fewer tokens than the line before it
+        sizes = [len(line.replace(" =", "").split()) for line in lines if " =" in line or line.lstrip("-").isdigit()]
+        return sizes[0] >= 5 and any(a - b >= 4 for a, b in zip(sizes, sizes[1:]))
+
+    long = [c for c in chains if len(next(line for line in c if " =" in line).split()) >= 6]  # 3+ terms
+    assert 0.25 < sum(map(hurried, long)) / len(long) < 0.42  # hurried_frac 0.33
+
+
+def test_a_hurried_trace_takes_two_operations_per_line():
+    assert trace("4 - 1 - 7 + 2") == "4 - 1 - 7 + 2 =\n3 - 7 + 2 =\n-4 + 2 =\n-2"
+    assert trace("4 - 1 - 7 + 2", hurry=True) == "4 - 1 - 7 + 2 =\n-4 + 2 =\n-2"
+    assert trace("4 - 1 - 7", hurry=True) == "4 - 1 - 7 =\n-4"
+    assert cot_response("4 - 1 - 7", hurry=True) == ("4 - 1 - 7 =\n-4", "The answer is <answer>-4</answer>.")
+
+
 def test_pretraining_corpus_holds_no_heldout_or_validation_question_or_rewrite():
     cfg = compose(["experiment=smoke"])
-    tok = build_tokenizer(["State the final answer to the following arithmetic problem:", "Calculate ."])
     heldout = make_split(cfg.data, "heldout", 100, 2) + make_general_split(cfg.data, "general", 30, 7)
     heldout += make_split(cfg.data, "validation", 50, 9) + make_general_split(cfg.data, "general_validation", 20, 10)
     general = make_general_split(cfg.data, "train", 100, 8)
-    docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), tok, general)
+    docs = pretraining_corpus(cfg.data, make_split(cfg.data, "train", 100, 5), general)
     text = "\n".join(d["text"] for d in docs)
-    assert sum("Reverse this list of words" in d["text"] for d in docs) == int(400 * cfg.data.pretrain_general_frac)
+    assert sum(d["kind"] == "words" for d in docs) == int(400 * cfg.data.pretrain_general_frac)
     for r in heldout:
         assert r["question"].rstrip() not in text
     for d in docs:
