@@ -158,7 +158,7 @@ def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path)
     write_block(readme, "results", results_section(smoke_dag.res), "python -m r1flow.report.readme --results ...")
     block = read_block(readme, "results")
     assert "stale" not in block and readme.read_text().endswith("after\n")
-    assert " jobs in **" in block and "| base | chat | 32,672 |" in block and "| student_quarter |" in block
+    assert " jobs in **" in block and "| base | chat | 32,928 |" in block and "| student_quarter |" in block
     assert "**rejection_sampling**: kept" in block and "**helpfulness_rm**: held-out accuracy" in block
     assert "| C4 Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
 
