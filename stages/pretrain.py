@@ -3,7 +3,7 @@
     python -m stages.pretrain [experiment=smoke] [pretrain.max_steps=3000] [model.hidden_size=192]
 
 Real experiments skip this stage: their base model is ``model.name_or_path``.
-Tokens the corpus never holds (the chat template's markers, the words of the R1-Zero template) leave
+Tokens the corpus never holds (the chat template's markers, words only the task prompts use) leave
 pretraining with the mean embedding of the others, so that the SFT which introduces them starts
 from an average token rather than from one the training pushed down (Hewitt, 2021; transformers'
 ``resize_token_embeddings`` initialises new rows from the old ones' mean the same way).
@@ -33,11 +33,10 @@ def main(ctx: StageContext) -> dict:
                         context="train", num_rows=len(docs))
     random.Random(cfg.seed).shuffle(docs)
     n_val = max(pcfg.batch_size * pcfg.val_batches, len(docs) // 100)
-    stream = pack_documents(tok, docs[n_val:])
-    train = PackedBlocks(stream, pcfg.seq_len)
-    val = PackedBlocks(pack_documents(tok, docs[:n_val]), pcfg.seq_len)
+    stream, val_stream = pack_documents(tok, docs[n_val:]), pack_documents(tok, docs[:n_val])
+    train, val = PackedBlocks(stream, pcfg.seq_len), PackedBlocks(val_stream, pcfg.seq_len)
     model = build_model(cfg.model, tok)
-    unseen = sorted(set(range(len(tok))) - set(stream))
+    unseen = sorted(set(range(len(tok))) - set(stream))  # never trained on (validation documents are not)
     ctx.run.log_params({"pretrain/unseen_tokens": len(unseen)})
     out = fit_and_export(ctx, model, tok, pcfg, train, val, max_steps=pcfg.max_steps,
                          finalize=lambda weights: mean_init_rows(weights, unseen))

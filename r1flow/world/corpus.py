@@ -190,9 +190,10 @@ def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: li
 def corpus_shares(docs: list[dict], tokenizer) -> dict[str, dict[str, float]]:
     """Each kind of document's share of the corpus, in documents and in tokens."""
     lengths = [len(ids) + 1 for ids in tokenizer([d["text"] for d in docs], add_special_tokens=False)["input_ids"]]
+    total = sum(lengths)
     shares: dict[str, dict[str, float]] = {}
     for d, n in zip(docs, lengths):
         s = shares.setdefault(d["kind"], {"docs": 0.0, "tokens": 0.0})
         s["docs"] += 1 / len(docs)
-        s["tokens"] += n / sum(lengths)
+        s["tokens"] += n / total
     return {k: {m: round(v, 4) for m, v in s.items()} for k, s in sorted(shares.items())}
