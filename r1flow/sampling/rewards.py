@@ -140,8 +140,8 @@ _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
 _CJK = re.compile(r"[\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF]")
 
 
-# A response that checks or doubts a step: the "aha moment" words of R1-Zero (§2.2.4, Table 3), and
-# the check lines of the tiny world's pretraining traces ("check: 7 - 3 = 4")
+# A response that checks or doubts a step: the "aha moment" words of R1-Zero (§2.2.4, Table 3), or a
+# check line ("check: 7 - 3 = 4"); the GRPO stages log the share of rollouts holding one per step
 REFLECTIVE = re.compile(r"\b(wait|check|verify|recheck|hmm|again)\b", re.I)
 
 
