@@ -112,9 +112,8 @@ def results_section(res: Path) -> str:
     parts = [run_summary(res), table.strip(), facts(res)]
     seeds = res / "seeds"
     if (seeds / "claims.md").is_file():
-        others = (seeds / "results.md").read_text().split("\n## ")[2:]  # each other seed's table
-        parts += [f"Under another seed ({part.split(chr(10), 1)[0]}):\n\n{part.split(chr(10), 1)[1].strip()}"
-                  for part in others]
+        others = [part.partition("\n") for part in (seeds / "results.md").read_text().split("\n## ")[2:]]
+        parts += [f"Under another seed ({head}):\n\n{table.strip()}" for head, _, table in others]
         parts += [f"The paper's claims, judged over the seeds ({seeds}/claims.md; a claim is reproduced only where it "
                   "is in every seed):", claims_table(seeds / "claims.md")]
     else:
