@@ -135,20 +135,25 @@ def test_snakemake_gives_a_stage_what_it_would_read_by_hand(tmp_path):
         assert resolve_io(jobs.dag, node, given)[:2] == resolve_io(DAG(by_hand), node, by_hand)[:2], key
 
 
-def test_a_students_pretraining_is_ordered_after_the_teachers_without_depending_on_it(tmp_path):
-    """Snakemake reserves no cores: the two-core teacher pretraining must not wait behind one-core
-    student jobs. Its completion is an ancient() input of a student's pretraining: an order (the
-    student waits for it) that a retrained teacher does not turn into a rerun of the student."""
-    from snakemake.io import is_flagged
-
+def test_only_the_teachers_pretraining_is_urgent_when_the_data_is_done(tmp_path):
+    """Snakemake reserves no cores: of the jobs that are ready together once the data is, the teacher
+    pretraining (two cores, the head of the main chain) must be the one the scheduler takes, not
+    one-core jobs that would hold a core each while it waits. No edge orders them: an ancient()
+    input would, but Snakemake then misses the student's own changes (snakemake/snakemake#4166)."""
     from r1flow.harness.jobs import Jobs
 
-    jobs = Jobs("tiny", root=tmp_path)
-    after = jobs.inputs(jobs.dag.node("pretrain", "small"))["after_teacher"]
-    assert after == "results/tiny/pretrain/done.json" and is_flagged(after, "ancient")
-    assert "after_teacher" not in jobs.inputs(jobs.dag.node("pretrain"))
-    assert "after_teacher" not in jobs.inputs(jobs.dag.node("cold_start_sft", "small"))  # only the exclusive stage
-    # another seed: every command carries it, every path is the seed's own
+    jobs = Jobs("tiny", root=tmp_path, cores=2)
+    after_data = {key for key, node in jobs.dag.nodes.items() if set(node.upstream) == {"data"}}
+    assert after_data == {"pretrain", "students/medium/pretrain", "students/small/pretrain"}
+    teacher = jobs.stage("pretrain")
+    assert teacher.threads == 2 and teacher.priority > 0
+    # the others: the students' pretraining and the prompt shards of both curation stages
+    assert jobs.student("pretrain").priority == jobs.curation("shards").priority == 0
+
+
+def test_another_seeds_jobs_carry_it_and_write_under_its_own_directory(tmp_path):
+    from r1flow.harness.jobs import Jobs
+
     seeded = Jobs("tiny", root=tmp_path, seed=1)
     assert " seed=1 " in seeded.command(seeded.dag.node("pretrain")) and seeded.res == "results/tiny-seed1"
     assert seeded.seeds([0]).input(None) == {"mine": "results/tiny-seed1/report/done.json",

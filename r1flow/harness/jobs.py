@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from snakemake.io import ancient, directory, report
+from snakemake.io import directory, report
 
 from r1flow.config import compose, validate
 from r1flow.config.checks import TRAINING_CLASSES, ranks_per_node
@@ -119,11 +119,6 @@ class Jobs:
         for key in node.upstream:
             if key != DATA and part != "shards":
                 files[self.dag.nodes[key].stage.name] = f"{self.dag.dir(key)}/{DONE}"
-        if node.student and node.stage.exclusive and node.stage.name in self.dag.nodes:
-            # after the teacher's: Snakemake reserves no cores, so one-core jobs started whenever a core
-            # is free would keep the two-core teacher waiting (measured: 8 min). An order, not an edge:
-            # ancient(), so a new teacher retrains no student.
-            files["after_teacher"] = ancient(f"{self.dag.dir(node.stage.name)}/{DONE}")
         return files
 
     def data_outputs(self) -> dict[str, str]:
@@ -187,7 +182,11 @@ class Jobs:
             log=f"{self.res}/logs/{pattern}.log",
             benchmark=f"{self.res}/benchmarks/{pattern}.tsv",
             threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
-            priority=CRITICAL if stage.critical and (not student or not stage.teacher) else 0,
+            # The prompt shards, though the main chain waits for them, are not: they are ready as soon as
+            # the data is, and Snakemake, which reserves no cores, would start them before the two-core
+            # teacher pretraining, then a one-core student job in the core the first one frees (measured:
+            # the teacher waited 8 min). Not critical, they run in any free core before sampling starts.
+            priority=CRITICAL if stage.critical and part != "shards" and (not student or not stage.teacher) else 0,
             resources=self.resources(stage, part),
             wildcards=wildcards or {},
         )
