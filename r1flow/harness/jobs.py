@@ -182,10 +182,11 @@ class Jobs:
             log=f"{self.res}/logs/{pattern}.log",
             benchmark=f"{self.res}/benchmarks/{pattern}.tsv",
             threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
-            # The prompt shards, though the main chain waits for them, are not: they are ready as soon as
-            # the data is, and Snakemake, which reserves no cores, would start them before the two-core
-            # teacher pretraining, then a one-core student job in the core the first one frees (measured:
-            # the teacher waited 8 min). Not critical, they run in any free core before sampling starts.
+            # The prompt shards are not critical, though the main chain needs them: ready when the data is,
+            # two one-core shard jobs would win both cores over the two-core teacher pretraining (the
+            # scheduler sums priorities and reserves no cores), and the core the first one frees would go
+            # to a one-core student job (measured: the teacher waited 8 min). They run in a free core long
+            # before any sampling.
             priority=CRITICAL if stage.critical and part != "shards" and (not student or not stage.teacher) else 0,
             resources=self.resources(stage, part),
             wildcards=wildcards or {},
