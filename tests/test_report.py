@@ -163,6 +163,28 @@ def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path)
     assert "| C4 Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
 
 
+def test_the_run_summary_says_when_the_last_run_found_jobs_up_to_date(tmp_path):
+    import os
+
+    from r1flow.report.readme import run_summary
+
+    res = tmp_path / "results" / "tiny"
+    (res / "report").mkdir(parents=True)
+    (res / "benchmarks" / "eval").mkdir(parents=True)
+    for name, s, rss, mtime in (("pretrain", 600.0, 2048, 100.0), ("eval/base", 60.0, 1024, 300.0),
+                                ("report", 9.0, 512, 400.0)):
+        tsv = res / "benchmarks" / f"{name}.tsv"
+        tsv.write_text(f"s\th:m:s\tmax_rss\n{s}\t0:00:00\t{rss}\n")
+        os.utime(tsv, (mtime, mtime))
+    (res / "report" / "pipeline.json").write_text(json.dumps({"started": 50.0, "wall_s": 700.0}))
+    assert run_summary(res).startswith(f"`rm -rf {res} && snakemake --cores 2` ran 3 jobs in **11 min 40 s**")
+    (res / "report" / "pipeline.json").write_text(json.dumps({"started": 200.0, "wall_s": 75.0}))
+    text = run_summary(res)
+    assert text.startswith("the last `snakemake --cores 2` ran 2 of the 3 jobs in **1 min 15 s**")
+    assert "not the wall time of a fresh run" in text and "sum to 11 min" in text
+    assert "peak RSS of a job 2.0 GB" in text and "the slowest jobs: pretrain 600 s, eval/base 60 s" in text
+
+
 def test_the_seeds_target_judges_the_claims_over_every_seed(smoke_dag):
     """The plumbing of the two-seed judgement: a copy of this run's results stands for seed 1's
     run (the same numbers, so the same verdicts); a seed never run is an error naming its command."""
