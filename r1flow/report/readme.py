@@ -55,16 +55,14 @@ def stage_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _benchmarks(res: Path, started: float = 0.0) -> list[tuple[str, float, float]]:
-    """(job, seconds, max RSS MB) of every job benchmarked since ``started`` (0: every job's last run)."""
+def _benchmarks(res: Path) -> list[tuple[str, float, float, float]]:
+    """(job, seconds, max RSS MB, when it ended) of every job's last benchmarked run."""
     rows = []
     for tsv in sorted((res / "benchmarks").rglob("*.tsv")):
-        if tsv.stat().st_mtime < started:
-            continue
         with open(tsv) as f:
             row = next(csv.DictReader(f, delimiter="\t"))
         rows.append((str(tsv.relative_to(res / "benchmarks").with_suffix("")), float(row["s"]),
-                     float(row["max_rss"]) if row.get("max_rss", "NA") != "NA" else 0.0))
+                     float(row["max_rss"]) if row.get("max_rss", "NA") != "NA" else 0.0, tsv.stat().st_mtime))
     return rows
 
 
@@ -72,16 +70,17 @@ def run_summary(res: Path) -> str:
     """Wall time, jobs, memory and the slowest jobs of the last run that ended with the report; when that
     run found some jobs' outputs up to date, it says so and how long every job took when it last ran."""
     run = json.loads((res / "report" / "pipeline.json").read_text())
-    jobs, every = _benchmarks(res, run["started"]), _benchmarks(res)
-    slow = ", ".join(f"{name} {s:.0f} s" for name, s, _ in sorted(every, key=lambda j: -j[1])[:4])
+    every = _benchmarks(res)
+    ran = sum(ended >= run["started"] for *_, ended in every)
+    slow = ", ".join(f"{name} {s:.0f} s" for name, s, *_ in sorted(every, key=lambda j: -j[1])[:4])
     minutes, seconds = divmod(round(run["wall_s"]), 60)
     wall = f"**{minutes} min {seconds} s** of wall time"
-    if len(jobs) == len(every):
-        head = f"`rm -rf {res} && snakemake --cores 2` ran {len(jobs)} jobs in {wall}"
+    if ran == len(every):
+        head = f"`rm -rf {res} && snakemake --cores 2` ran {ran} jobs in {wall}"
     else:
-        head = (f"the last `snakemake --cores 2` ran {len(jobs)} of the {len(every)} jobs in {wall} (the others' "
+        head = (f"the last `snakemake --cores 2` ran {ran} of the {len(every)} jobs in {wall} (the others' "
                 f"outputs were up to date: this is not the wall time of a fresh run); the {len(every)} jobs' own "
-                f"times sum to {sum(s for _, s, _ in every) / 60:.0f} min")
+                f"times sum to {sum(j[1] for j in every) / 60:.0f} min")
     return (f"{head}; peak RSS of a job {max(j[2] for j in every) / 1024:.1f} GB; the slowest jobs: {slow}.")
 
 
