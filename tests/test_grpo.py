@@ -1,8 +1,10 @@
 """GRPO: advantages and every loss variant against hand-computed tensors, chunked log-probs,
-the config check, and one update of the real module raising a rewarded completion's log-prob."""
+the config check, one update of the real module raising a rewarded completion's log-prob, and the
+CPU attention kernel (sdpa_gqa) against transformers' sdpa in sampling and training."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import lightning as L
@@ -13,7 +15,7 @@ from torch.utils.data import DataLoader
 from r1flow.config import compose, validate
 from r1flow.harness.models import build_model
 from r1flow.sampling.prompts import render_prompt
-from r1flow.sampling.rollout import Completion
+from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
 from r1flow.train.grpo import GRPOModule
 from r1flow.train.grpo_loss import (
     aggregate_loss,
@@ -103,6 +105,34 @@ def test_chunked_logprobs_match_full_softmax_with_left_padding(tiny):
     ref = full[:, P - 1 : -1].gather(-1, ids[:, P:].unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(logp, ref, atol=1e-5)
     assert (ent > 0).all()
+
+
+def test_sdpa_gqa_samples_the_same_tokens_and_gradients_as_transformers_sdpa(tiny):
+    """The default CPU kernel passes grouped KV heads to SDPA under a padding mask instead of copying
+    them: left-padded prompts of different lengths sample the same tokens from the same seed, and a
+    loss over a padded batch has the same gradients."""
+    tok, _, q = tiny
+    torch.manual_seed(0)
+    model = build_model(compose(["experiment=tiny"]).model, tok)  # 4 query heads over 2 KV heads
+    assert model.config._attn_implementation == "sdpa_gqa" and model.model.layers[0].self_attn.num_key_value_groups > 1
+    plain = copy.deepcopy(model)
+    plain.config._attn_implementation = "sdpa"
+    prompts = [q, "Calculate 1 + 2.", "Calculate 9 - 3 * 2 + 1 - 4."]
+    samples = []
+    for m in (model, plain):
+        torch.manual_seed(3)
+        groups = HFGenerator(m, tok, progress=False).generate(prompts, SamplingParams(n=4, temperature=1.0, max_new_tokens=16))
+        samples.append([c.token_ids for g in groups for c in g])
+    assert samples[0] == samples[1] and len({tuple(s) for s in samples[0]}) > 4
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    grads = []
+    for m in (model, plain):
+        m.zero_grad()
+        logp, _ = completion_logprobs(m, enc["input_ids"], enc["attention_mask"], 2, temperature=1.0)
+        (logp * enc["attention_mask"][:, 2:]).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert grads[0].abs().max() > 1e-3 and torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
 def test_batch_not_multiple_of_group_size_is_rejected_with_a_clear_message():

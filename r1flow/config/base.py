@@ -30,7 +30,9 @@ class ModelConfig:
     tie_word_embeddings: bool = knob(True, "Share the input embedding and the output projection.")
     rope_theta: float = knob(10000.0, "Base of the rotary position embedding.")
     dtype: DType = knob(DType.auto, "Weights' dtype when loading: auto is float32 on CPU, bfloat16 on GPU.")
-    attn_implementation: str = knob("sdpa", "transformers' attention kernel: sdpa, eager, flash_attention_2, ...")
+    attn_implementation: str = knob("sdpa_gqa", "transformers' attention kernel: sdpa, eager, flash_attention_2, "
+                                    "...; sdpa_gqa is sdpa with grouped KV heads passed whole on CPU "
+                                    "(r1flow/harness/models.py), transformers' sdpa elsewhere.")
     trust_remote_code: bool = knob(False, "Allow a hub model's own modelling code (from_pretrained).")
 
 
