@@ -39,21 +39,21 @@ def test_the_tiny_dag_edges():
         "distill_data": ["data", "all_scenario_rl"],
         "students/medium/pretrain": ["data"], "students/medium/distill": ["data", "students/medium/pretrain", "distill_data"],
         "students/small/pretrain": ["data"], "students/small/distill": ["data", "students/small/pretrain", "distill_data"],
-        "students/small/cold_start_sft": ["data", "students/small/pretrain"],
-        "students/small/reasoning_rl": ["data", "students/small/cold_start_sft"],
+        "students/medium/cold_start_sft": ["data", "students/medium/pretrain"],
+        "students/medium/reasoning_rl": ["data", "students/medium/cold_start_sft"],
         "report": ["pretrain", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
-                   "students/medium/pretrain", "students/medium/distill", "students/small/pretrain",
-                   "students/small/distill", "students/small/reasoning_rl"]}
+                   "students/medium/pretrain", "students/medium/distill", "students/medium/reasoning_rl",
+                   "students/small/pretrain", "students/small/distill"]}
     # the report's rows, in the recipe's order; each checkpoint on its own template, and R1-Zero's
     # start on R1-Zero's template too (the comparison of R1-Zero with its base is on one template)
     assert list(dag.evaluations) == ["base", "base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl",
-                                     "general_sft", "all_scenario_rl", "base_medium", "student_medium", "base_small",
-                                     "student_small", "rl_only_small"]
+                                     "general_sft", "all_scenario_rl", "base_medium", "student_medium", "rl_only_medium",
+                                     "base_small", "student_small"]
     assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {"base_on_r1_zero", "r1_zero"}
     assert dag.init_model(dag.evaluations["base_on_r1_zero"]) == dag.init_model(dag.evaluations["base"])
     assert {k for k, n in dag.evaluations.items() if n.general} == {"general_sft", "all_scenario_rl",
                                                                     "student_medium", "student_small"}
-    assert set(dag.rl_runs()) == {"r1_zero", "reasoning_rl", "all_scenario_rl", "rl_only_small"}
+    assert set(dag.rl_runs()) == {"r1_zero", "reasoning_rl", "all_scenario_rl", "rl_only_medium"}
 
 
 @pytest.mark.parametrize("knob, value, stage, init", [
@@ -95,14 +95,14 @@ def test_a_real_base_model_has_no_pretrain_stage():
 
 
 def test_a_stage_by_hand_reads_what_the_dag_gives_it():
-    cfg = compose(["student=small"])
+    cfg = compose(["student=medium"])
     dag = DAG(cfg)
     node = find_node(dag, "reasoning_rl", cfg)
     init, upstream, lineage = resolve_io(dag, node, cfg)
-    assert node.key == "students/small/reasoning_rl"
-    assert init == "results/tiny/students/small/cold_start_sft/model"
+    assert node.key == "students/medium/reasoning_rl"
+    assert init == "results/tiny/students/medium/cold_start_sft/model"
     assert {k: str(v) for k, v in upstream.items()} == {"data": "results/tiny/data",
-                                                        "cold_start_sft": "results/tiny/students/small/cold_start_sft"}
+                                                        "cold_start_sft": "results/tiny/students/medium/cold_start_sft"}
     # an evaluation by label: the label's checkpoint
     cfg = compose(["io.label=general_sft"])
     node = find_node(DAG(cfg), "evaluate", cfg)
@@ -113,8 +113,8 @@ def test_stages_a_student_does_not_run_are_config_errors():
     dag = DAG(compose([]))
     with pytest.raises(ValueError, match=r"student: distill trains a student: name one of medium, small"):
         dag.node("distill")
-    with pytest.raises(ValueError, match="student 'medium' does not run reasoning_rl .students that do: small"):
-        dag.node("reasoning_rl", "medium")
+    with pytest.raises(ValueError, match="student 'small' does not run reasoning_rl .students that do: medium"):
+        dag.node("reasoning_rl", "small")
     assert all(n.stage.kind is not Kind.report or n.key == "report" for n in dag.nodes.values())
 
 
