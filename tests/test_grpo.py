@@ -18,6 +18,7 @@ from r1flow.sampling.prompts import render_prompt
 from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
 from r1flow.train.grpo import GRPOModule
 from r1flow.train.grpo_loss import (
+    LOSS_TYPES,
     aggregate_loss,
     completion_logprobs,
     group_advantages,
@@ -133,6 +134,45 @@ def test_sdpa_gqa_samples_the_same_tokens_and_gradients_as_transformers_sdpa(tin
         (logp * enc["attention_mask"][:, 2:]).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
     assert grads[0].abs().max() > 1e-3 and torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_a_shared_prompt_forward_gives_the_loss_and_gradients_of_one_pass_per_row(tiny, loss_type):
+    """GRPO's log-prob pass with each group's prompt run once and its completions on the prompt's
+    KV cache (shared_prompt_forward): the same log-probs, entropies, loss and gradients as one pass
+    per row, for every loss variant: left-padded prompts of three lengths, right-padded completions
+    of 1 (the end of turn alone) to 18 tokens, G 4, beta 0.04, ratios away from 1."""
+    tok, _, _ = tiny
+    torch.manual_seed(0)
+    model = build_model(compose(["experiment=tiny"]).model, tok).train()
+    G, questions = 4, ["Calculate 1 + 2.", "Calculate 9 - 3 * 2 + 1 - 4.", "What is 4 - 1 - 7?"]
+    answers = ["", "9 - 6 + 1 - 4 =\n3 + 1 - 4 =\n0", "3 - 7 =\n-4", "4 - 1 =\n3"]
+    tok.padding_side = "left"
+    enc = tok([render_prompt(tok, q) for q in questions], return_tensors="pt", padding=True, add_special_tokens=False)
+    comp = tok([answers[(i + j) % 4] + EOS for i in range(3) for j in range(G)], return_tensors="pt", padding=True,
+               add_special_tokens=False, padding_side="right")
+    ids = torch.cat([enc["input_ids"].repeat_interleave(G, 0), comp["input_ids"]], 1)
+    mask = torch.cat([enc["attention_mask"].repeat_interleave(G, 0), comp["attention_mask"]], 1)
+    P, cmask = enc["input_ids"].shape[1], comp["attention_mask"].float()
+    assert len(set(enc["attention_mask"].sum(1).tolist())) == 3 and comp["attention_mask"].sum(1).min() == 1
+    adv, noise = torch.randn(3 * G), 0.1 * torch.randn(cmask.shape)
+    out = []
+    for group_size in (1, G):
+        model.zero_grad()
+        logp, ent = completion_logprobs(model, ids, mask, P, temperature=0.8, chunk_rows=5, with_entropy=True,
+                                        group_size=group_size)
+        tok_loss, _ = per_token_loss(logp, logp.detach() + noise, adv, logp.detach() - noise, 0.04, 0.2, 0.28)
+        loss = aggregate_loss(tok_loss, cmask, loss_type, 16, float(cmask.sum()))
+        loss.backward()
+        out.append((logp.detach() * cmask, ent * cmask, loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    (lp1, e1, l1, g1), (lpG, eG, lG, gG) = out
+    assert torch.allclose(lp1, lpG, atol=1e-5) and torch.allclose(e1, eG, atol=1e-5)
+    assert torch.allclose(l1, lG, atol=1e-6) and g1.abs().max() > 1e-3
+    assert torch.allclose(g1, gG, atol=1e-6, rtol=1e-4), (g1 - gG).abs().max()
+    first = [completion_logprobs(model, ids[:, : P + 1], mask[:, : P + 1], P, group_size=n)[0] for n in (1, G)]
+    assert torch.allclose(*first, atol=1e-5)  # one completion token: the prompt's pass alone
+    with pytest.raises(ValueError, match="prompts differ within a group"):
+        completion_logprobs(model, ids[2:], mask[2:], P, group_size=G)
 
 
 def test_batch_not_multiple_of_group_size_is_rejected_with_a_clear_message():

@@ -74,6 +74,9 @@ class GRPOConfig:
     general_rewards: dict[str, float] = knob({}, "Rewards of general prompts, e.g. {helpfulness_rm: 1, format: 1}; "
                                              "merges like rewards. A *_rm reward is scored by that reward-model stage.")
     logprob_chunk_rows: int = knob(16, "Rows per vocabulary projection when computing log-probs (bounds memory).")
+    shared_prompt_forward: bool = knob(True, "Log-prob passes (training, pi_old, reference) run each group's prompt "
+                                       "once and its G completions on the prompt's KV cache: the same log-probs and "
+                                       "gradients, the prompt's tokens at 1/G of the cost (bench/grpo_vs_trl.py).")
     eval_every: int = knob(50, "Steps between pass@1 checks on validation prompts (0: never); also the sweep "
                                    "objective.")
     eval_prompts: int = knob(128, "Validation prompts of each check.")

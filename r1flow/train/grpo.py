@@ -208,13 +208,19 @@ class GRPOModule(ShardedModule):
         def logprobs_of(model) -> torch.Tensor:
             return torch.cat([
                 completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], prompt_width,
-                                    g.temperature, g.logprob_chunk_rows)[0]
+                                    g.temperature, g.logprob_chunk_rows, group_size=self._sharing(mb))[0]
                 for s in range(0, n, mb)
             ])
 
         ref_logp = logprobs_of(self.ref_model) if self.ref_model is not None else None
         old_logp = logprobs_of(self.model) if self.steps_per_rollout > 1 else None
         return ref_logp, old_logp
+
+    def _sharing(self, rows: int) -> int:
+        """The group size the log-prob passes share a prompt over: G when the passes' slices of ``rows``
+        rows hold whole groups (they start at multiples of ``rows``), else 1 (one pass per row)."""
+        G = self.g.group_size
+        return G if self.g.shared_prompt_forward and rows % G == 0 else 1
 
     def _record(self, idx, items, flat, rewards, advantages, parts, stats: dict) -> None:
         """The rollout's metrics (logged with the step) and its samples (the tables)."""
@@ -282,7 +288,8 @@ class GRPOModule(ShardedModule):
         mb = self.rollout.slice(slice((k % self.n_mini) * size, (k % self.n_mini + 1) * size))
 
         logp, entropy = completion_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_width,
-                                            g.temperature, g.logprob_chunk_rows, with_entropy=True)
+                                            g.temperature, g.logprob_chunk_rows, with_entropy=True,
+                                            group_size=self._sharing(size))
         old = mb.old_logp if mb.old_logp is not None else logp.detach()
         tok_loss, st = per_token_loss(logp, old, mb.advantages, mb.ref_logp, g.beta, g.eps_low, g.eps_high)
         loss = aggregate_loss(tok_loss, mb.completion_mask, g.loss_type, g.max_new_tokens,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils.checkpoint import checkpoint
+from transformers import DynamicCache
 
 from r1flow.config.knobs import LossType, ScaleRewards
 from r1flow.train.sharding import as_forward
@@ -92,25 +93,52 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
-                        temperature: float = 1.0, chunk_rows: int = 16,
-                        with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                        temperature: float = 1.0, chunk_rows: int = 16, with_entropy: bool = False,
+                        group_size: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probabilities (and entropies) of the completion tokens under ``model``.
 
     ``input_ids`` = left-padded prompts (width ``prompt_width``) + right-padded completions. Logits
     are divided by the sampling temperature. The vocabulary projection runs ``chunk_rows`` rows at a
     time, so no B × T × V float32 tensor is ever materialised for the whole batch.
+
+    ``group_size`` G > 1: the rows come in groups of G that share their prompt (GRPO's groups). Each
+    prompt then runs forward once and its G completions run on its KV cache, repeated G times (the
+    gradient flows back through the cache into the prompt's pass): the prompt's tokens cost 1/G of
+    their forward and backward, with the log-probs and gradients of one pass per row.
     """
     return as_forward(model, _completion_logprobs, input_ids, attention_mask, prompt_width, temperature, chunk_rows,
-                      with_entropy)
+                      with_entropy, group_size)
+
+
+def _completion_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
+                       group_size: int) -> torch.Tensor:
+    """The backbone's hidden states that predict the completion tokens: (B, C, H)."""
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    backbone, P, G = model.get_decoder(), prompt_width, group_size
+    if G == 1:
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        return hidden[:, P - 1 : -1]
+    prompts, prompt_mask = input_ids[::G, :P], attention_mask[::G, :P]
+    if not torch.equal(input_ids[:, :P], prompts.repeat_interleave(G, dim=0)):
+        raise ValueError(f"group_size {G}: the rows' prompts differ within a group")
+    out = backbone(input_ids=prompts, attention_mask=prompt_mask, position_ids=position_ids[::G, :P],
+                   past_key_values=DynamicCache(config=model.config), use_cache=True)
+    last = out.last_hidden_state[:, -1:].repeat_interleave(G, dim=0)  # predicts each completion's first token
+    if input_ids.shape[1] == P + 1:
+        return last
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(G)
+    rest = backbone(input_ids=input_ids[:, P:-1], attention_mask=attention_mask[:, :-1],
+                    position_ids=position_ids[:, P:-1], past_key_values=cache, use_cache=True).last_hidden_state
+    return torch.cat([last, rest], dim=1)
 
 
 def _completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
-                         temperature: float, chunk_rows: int, with_entropy: bool):
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    backbone, head = model.get_decoder(), model.get_output_embeddings()
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
-    hidden = hidden[:, prompt_width - 1 : -1]
+                         temperature: float, chunk_rows: int, with_entropy: bool, group_size: int):
+    head = model.get_output_embeddings()
+    hidden = _completion_hidden(model, input_ids, attention_mask, prompt_width, group_size)
     targets = input_ids[:, prompt_width:]
+
     def chunk_logp(h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp_all = torch.log_softmax(head(h).float() / temperature, dim=-1)
         logp = logp_all.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
