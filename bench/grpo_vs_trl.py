@@ -1,13 +1,17 @@
 """GRPO throughput: r1flow's GRPO module vs TRL's GRPOTrainer, side by side in one run.
 
     pip install -e '.[bench]'        # TRL is a benchmark-only extra
-    python bench/grpo_vs_trl.py [--steps 12] [--prompts 16] [--group 8] [--max-new-tokens 64] [--beta 0.04]
+    python bench/grpo_vs_trl.py [--repeats 3] [--steps 12] [--prompts 16] [--group 8] [--max-new-tokens 64]
+                                [--beta 0.04] [--template chat|r1_zero]
 
-Both train the same freshly built tiny Qwen2 (same weights), on the same prompts, with the same G,
-max new tokens, β, temperature, learning rate, one optimizer step per rollout and the accuracy
-reward of the task's verifier. Each side runs in its own subprocess (so peak RSS is its own), one
-after the other (2 cores: never side by side). Prints seconds per step, completion tokens per second
-and peak RSS. Run it alone.
+Every variant trains the same freshly built tiny Qwen2 (same weights), on the same prompts, with the
+same G, max new tokens, β, temperature, learning rate, one optimizer step per rollout and the
+accuracy reward of the task's verifier. The variants: ours as configured (the ``sdpa_gqa``
+attention kernel, ``shared_prompt_forward``), ours with each of those turned off in turn, TRL as it
+comes (transformers' ``sdpa``) and TRL given our attention kernel. Each run is a subprocess of its
+own (so peak RSS is its own), one after the other (2 cores: never side by side), and the variants
+take turns ``--repeats`` times. Prints seconds per step and completion tokens per second (min /
+median / max over the repeats), peak RSS, and the ratio of medians to TRL's. Run it alone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +27,14 @@ import time
 from pathlib import Path
 
 import torch
+
+VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward)
+    "ours": ("ours", "sdpa_gqa", True),
+    "ours, unshared prompts": ("ours", "sdpa_gqa", False),
+    "ours, sdpa, unshared": ("ours", "sdpa", False),
+    "TRL": ("trl", "sdpa", None),
+    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None),
+}
 
 
 def setup(args):
@@ -39,22 +52,29 @@ def setup(args):
     return cfg, items, tok, model
 
 
-def run_ours(args) -> dict:
+def prompt_of(tok, args, question: str) -> str:
+    from r1flow.sampling.prompts import render_prompt
+
+    return render_prompt(tok, question, getattr(args, "template", "chat"))
+
+
+def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
 
-    from r1flow.sampling.prompts import render_prompt
     from r1flow.sampling.rollout import HFGenerator
     from r1flow.train.grpo import GRPOModule
 
     cfg, items, tok, model = setup(args)
+    model.config._attn_implementation = attn
     g = cfg.reasoning_rl
+    g.shared_prompt_forward = shared
     g.generation_batch_size = g.mini_batch_size = args.prompts * args.group
     g.group_size, g.mu, g.beta, g.max_new_tokens = args.group, 1, args.beta, args.max_new_tokens
     g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
     g.optim.lr, g.optim.warmup_steps, g.optim.min_lr_ratio = 5e-5, 0, 1.0
-    prompts = [render_prompt(tok, it["question"]) for it in items]
+    prompts = [prompt_of(tok, args, it["question"]) for it in items]
     module = GRPOModule(model, tok, g, items, prompts, HFGenerator(model, tok, progress=False))
 
     class Clock(Callback):
@@ -75,16 +95,15 @@ def run_ours(args) -> dict:
     return {"times": clock.times, "tokens": clock.tokens}
 
 
-def run_trl(args) -> dict:
+def run_trl(args, attn: str = "sdpa") -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from r1flow.sampling.prompts import render_prompt
     from r1flow.sampling.verify import is_correct
 
     cfg, items, tok, model = setup(args)
-    by_prompt = {render_prompt(tok, it["question"]): it for it in items}
+    by_prompt = {prompt_of(tok, args, it["question"]): it for it in items}
     ds = Dataset.from_list([{"prompt": p} for p in by_prompt])
 
     def accuracy(prompts, completions, **_):
@@ -113,6 +132,7 @@ def run_trl(args) -> dict:
             num_generations=args.group, max_completion_length=args.max_new_tokens, beta=args.beta,
             temperature=1.0, learning_rate=5e-5, lr_scheduler_type="constant", warmup_steps=0,
             gradient_accumulation_steps=1, num_iterations=1, dataloader_num_workers=0, seed=0,
+            model_init_kwargs={"attn_implementation": attn, "dtype": torch.float32},
         )
         clock = Clock()
         trainer = GRPOTrainer(model=f"{tmp}/init", reward_funcs=[accuracy], args=targs, train_dataset=ds,
@@ -121,8 +141,9 @@ def run_trl(args) -> dict:
     return {"times": clock.times, "tokens": clock.tokens}
 
 
-def child(which: str, args) -> None:
-    out = run_ours(args) if which == "ours" else run_trl(args)
+def child(variant: str, args) -> None:
+    trainer, attn, shared = VARIANTS[variant]
+    out = run_ours(args, attn, shared) if trainer == "ours" else run_trl(args, attn)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(out))
 
@@ -141,6 +162,18 @@ def add_rollout_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--beta", type=float, default=0.04)
+    ap.add_argument("--template", choices=["chat", "r1_zero"], default="chat",
+                    help="the prompts' template: the chat template (~26 tokens) or R1-Zero's (~110)")
+
+
+def run_child(variant: str, args) -> tuple[float, float, float] | str:
+    cmd = [sys.executable, __file__, "--child", variant] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "repeats")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        return proc.stderr[-3000:]
+    return summarise(json.loads(line[0][7:]), args.warmup)
 
 
 def main() -> None:
@@ -148,28 +181,32 @@ def main() -> None:
     ap.add_argument("--experiment", default="tiny")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     add_rollout_args(ap)
-    ap.add_argument("--child", choices=["ours", "trl"])
+    ap.add_argument("--child", choices=list(VARIANTS))
     args = ap.parse_args()
     if args.child:
         child(args.child, args)
         return
-    rows = {}
-    for which in ("ours", "trl"):
-        cmd = [sys.executable, __file__, "--child", which] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "child"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(f"{which} failed:\n{proc.stderr[-3000:]}")
-            return
-        rows[which] = summarise(json.loads(line[0][7:]), args.warmup)
-    print(f"\nGRPO step, tiny model, {args.prompts} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, "
-          f"beta={args.beta}, {args.steps - args.warmup} timed steps, torch threads {torch.get_num_threads()}")
-    print(f"{'':<10}{'s/step':>10}{'tokens/s':>12}{'peak RSS MB':>14}")
-    for which, (sec, tps, rss) in rows.items():
-        print(f"{which:<10}{sec:>10.3f}{tps:>12,.0f}{rss:>14,.0f}")
-    print(f"throughput ratio ours / TRL: {rows['ours'][1] / rows['trl'][1]:.2f}  (goal >= 1.25)")
+    runs: dict[str, list] = {v: [] for v in VARIANTS}
+    for r in range(args.repeats):
+        for variant in VARIANTS:  # the variants take turns: drift in the machine's speed hits all alike
+            res = run_child(variant, args)
+            if isinstance(res, str):
+                raise SystemExit(f"{variant} failed:\n{res}")
+            runs[variant].append(res)
+            print(f"repeat {r + 1}: {variant}: {res[0]:.3f} s/step, {res[1]:,.0f} tokens/s", flush=True)
+    print(f"\nGRPO step, tiny model, {args.template} template, {args.prompts} prompts x G={args.group}, "
+          f"<= {args.max_new_tokens} new tokens, beta={args.beta}, {args.steps - args.warmup} timed steps, "
+          f"{args.repeats} runs each, torch threads {torch.get_num_threads()}\n")
+    print("| variant | s/step (min / median / max) | tokens/s (min / median / max) | peak RSS MB | tokens/s vs TRL |")
+    print("|---|---|---|---|---|")
+    trl = statistics.median(x[1] for x in runs["TRL"])
+    for variant, rows in runs.items():
+        sec, tps = sorted(x[0] for x in rows), sorted(x[1] for x in rows)
+        print(f"| {variant} | {sec[0]:.3f} / {statistics.median(sec):.3f} / {sec[-1]:.3f} | "
+              f"{tps[0]:,.0f} / {statistics.median(tps):,.0f} / {tps[-1]:,.0f} | {max(x[2] for x in rows):,.0f} | "
+              f"{statistics.median(tps) / trl:.2f}x |")
 
 
 if __name__ == "__main__":

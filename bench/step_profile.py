@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from grpo_vs_trl import add_rollout_args, setup
+from grpo_vs_trl import add_rollout_args, prompt_of, setup
 from lightning.pytorch.callbacks import Callback
 
 
@@ -93,7 +93,6 @@ def profile_grpo(args) -> None:
     from torch.utils.data import DataLoader
 
     import r1flow.train.grpo as grpo
-    from r1flow.sampling.prompts import render_prompt
     from r1flow.sampling.rollout import HFGenerator
 
     args.experiment = "tiny"
@@ -102,7 +101,7 @@ def profile_grpo(args) -> None:
     g.generation_batch_size = g.mini_batch_size = args.prompts * args.group
     g.group_size, g.mu, g.beta, g.max_new_tokens = args.group, 1, args.beta, args.max_new_tokens
     g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
-    module = grpo.GRPOModule(model, tok, g, items, [render_prompt(tok, it["question"]) for it in items],
+    module = grpo.GRPOModule(model, tok, g, items, [prompt_of(tok, args, it["question"]) for it in items],
                              HFGenerator(model, tok, progress=False))
     p = Parts()
     module._sample_groups = p.wrap("generation", module._sample_groups)
@@ -119,8 +118,8 @@ def profile_grpo(args) -> None:
             patched(grpo, "per_token_loss", p.wrap("loss", grpo.per_token_loss)), \
             patched(torch.optim.AdamW, "step", p.wrap("optimizer", torch.optim.AdamW.step)):
         trainer.fit(module, DataLoader(range(args.grpo_steps), batch_size=1))
-    table(f"GRPO step ({args.prompts} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, "
-          f"beta={args.beta})", dict(p.seconds), clock.total, clock.steps)
+    table(f"GRPO step ({args.prompts} prompts x G={args.group}, {args.template} template, "
+          f"<= {args.max_new_tokens} new tokens, beta={args.beta})", dict(p.seconds), clock.total, clock.steps)
 
 
 def profile_sft(args) -> None:
