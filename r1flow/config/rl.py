@@ -13,8 +13,12 @@ from r1flow.config.training import OptimConfig
 class RolloutConfig:
     """Where completions are sampled: transformers' ``generate`` (hf) or vLLM (vllm)."""
 
-    backend: Backend = knob(Backend.hf, "hf: transformers generate with a KV cache; vllm: vLLM's engine.")
-    prompts_per_batch: int = knob(64, "hf: prompts per generate call.")
+    backend: Backend = knob(Backend.hf, "hf: a transformers model with a KV cache; vllm: vLLM's engine.")
+    prompts_per_batch: int = knob(64, "hf: prompts per batch.")
+    hf_drop_finished: bool = knob(True, "hf: a decode loop that drops finished samples from the batch (each "
+                                  "prompt prefilled once for its n samples); false: transformers' generate, "
+                                  "which computes every sample until the batch's longest ends "
+                                  "(r1flow/sampling/rollout.py, bench/rollout_vllm_vs_hf.py).")
     vllm_gpu_memory_utilization: float = knob(0.4, "vllm: share of the device's memory the engine may take "
                                               "(on CPU: of host RAM); unused when vllm_kv_cache_gb is set.")
     vllm_kv_cache_gb: float = knob(0.0, "vllm: KV-cache size in GiB (0: from vllm_gpu_memory_utilization). "

@@ -1,7 +1,7 @@
 """Sampling completions, each sequence stopping at the first of its stop ids — EOS, the generation
 config's EOS ids and the chat template's end of turn (r1flow/sampling/prompts.py: ``stop_token_ids``):
-Hugging Face ``generate`` with a KV cache (``HFGenerator``), or vLLM's engine in the same process
-(``VLLMGenerator``).
+a transformers model's forward passes on a KV cache (``HFGenerator``), or vLLM's engine in the same
+process (``VLLMGenerator``).
 
 Used by evaluation (k samples per prompt), GRPO rollouts and the checks during training, and curation.
 """
@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
-from transformers import GenerationConfig
+from transformers import (
+    DynamicCache,
+    GenerationConfig,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from r1flow.sampling.prompts import stop_token_ids
 
@@ -47,13 +53,23 @@ def finish(tokenizer, ids: list[int], stop_ids: list[int]) -> Completion:
 
 
 class HFGenerator:
-    """Batched sampling with ``model.generate`` (left padding, ``n`` samples per prompt)."""
+    """Batched sampling from a transformers model (left padding, ``n`` samples per prompt).
 
-    def __init__(self, model, tokenizer, prompts_per_batch: int = 64, progress: bool = True):
+    ``drop_finished`` (the default): a decode loop of the model's own forward passes on a
+    ``DynamicCache``. Each prompt is prefilled once and its cache repeated for its ``n`` samples;
+    when a quarter of the rows have stopped, they leave the batch (``batch_select_indices``), so a
+    batch no longer computes every row until its longest sample ends, as ``generate`` does.
+    Temperature and top-p are transformers' own logits warpers; greedy is argmax. Only the
+    sampling parameters given apply (as in vLLM), not a checkpoint's generation defaults.
+    Otherwise: ``model.generate``."""
+
+    def __init__(self, model, tokenizer, prompts_per_batch: int = 64, progress: bool = True,
+                 drop_finished: bool = True):
         self.model = model
         self.tok = tokenizer
         self.prompts_per_batch = prompts_per_batch
         self.progress = progress
+        self.drop_finished = drop_finished
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     @torch.no_grad()
@@ -63,7 +79,6 @@ class HFGenerator:
         tok.padding_side = "left"
         was_training = model.training
         model.eval()
-        pad = tok.pad_token_id if tok.pad_token_id is not None else self.stop_ids[0]
         # batch prompts of similar length together to waste little on padding
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -71,27 +86,65 @@ class HFGenerator:
         for idx in tqdm(batches, desc=desc, disable=not self.progress, mininterval=2):
             enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = {k: v.to(model.device) for k, v in enc.items()}
-            out = model.generate(
-                **enc,
-                do_sample=params.temperature > 0,
-                temperature=params.temperature if params.temperature > 0 else None,
-                top_p=params.top_p if params.temperature > 0 else None,
-                top_k=0,
-                max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
-                pad_token_id=pad,
-                eos_token_id=self.stop_ids,
-                use_cache=True,
-                # transformers turns this on for an FSDP-sharded model, for ranks that sample in lockstep;
-                # the training stages gather a sharded policy whole before sampling (r1flow/train/sharding.py)
-                # and sample different prompts on each rank, or on rank 0 alone
-                synced_gpus=False,
-            )
-            new = out[:, enc["input_ids"].shape[1] :].tolist()
+            new = self._decode(enc, params) if self.drop_finished else self._generate(enc, params)
             for j, ids in enumerate(new):
                 results[idx[j // params.n]].append(finish(self.tok, ids, self.stop_ids))
         model.train(was_training)
         return results
+
+    def _generate(self, enc: dict, params: SamplingParams) -> list[list[int]]:
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.stop_ids[0]
+        out = self.model.generate(
+            **enc,
+            do_sample=params.temperature > 0,
+            temperature=params.temperature if params.temperature > 0 else None,
+            top_p=params.top_p if params.temperature > 0 else None,
+            top_k=0,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=params.n,
+            pad_token_id=pad,
+            eos_token_id=self.stop_ids,
+            use_cache=True,
+            # transformers turns this on for an FSDP-sharded model, for ranks that sample in lockstep;
+            # the training stages gather a sharded policy whole before sampling (r1flow/train/sharding.py)
+            # and sample different prompts on each rank, or on rank 0 alone
+            synced_gpus=False,
+        )
+        return out[:, enc["input_ids"].shape[1] :].tolist()
+
+    def _decode(self, enc: dict, params: SamplingParams) -> list[list[int]]:
+        """Row ``p * n + j`` is sample j of prompt p: each row's tokens up to its first stop id."""
+        model, n = self.model, params.n
+        mask = enc["attention_mask"]
+        cache = DynamicCache(config=model.config)
+        logits = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+        cache.batch_repeat_interleave(n)
+        logits, mask = logits.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
+        warp = LogitsProcessorList()
+        if params.temperature > 0:
+            warp += [TemperatureLogitsWarper(params.temperature)] + ([TopPLogitsWarper(params.top_p)] if params.top_p < 1 else [])
+        stop = torch.tensor(self.stop_ids, device=mask.device)
+        out: list[list[int]] = [[] for _ in range(mask.shape[0])]
+        rows = torch.arange(mask.shape[0])  # the batch's rows, as indices of ``out``
+        done = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)  # stopped, still in the batch
+        for step in range(params.max_new_tokens):
+            scores = warp(None, logits.float())
+            nxt = torch.multinomial(scores.softmax(-1), 1).squeeze(1) if params.temperature > 0 else scores.argmax(-1)
+            for r, t, d in zip(rows.tolist(), nxt.tolist(), done.tolist()):
+                if not d:
+                    out[r].append(t)
+            done |= torch.isin(nxt, stop)
+            if done.all() or step == params.max_new_tokens - 1:
+                break
+            if done.float().mean() >= 0.25:  # a quarter has stopped: they leave (the cache is copied once)
+                keep = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                mask, nxt, done, rows = mask[keep], nxt[keep], done[keep], rows[keep.cpu()]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=mask.sum(1, keepdim=True) - 1,
+                           past_key_values=cache, use_cache=True).logits[:, -1]
+        return out
 
 
 class VLLMGenerator:
@@ -199,4 +252,5 @@ def make_generator(rollout_cfg, model, tokenizer, model_path: str, progress: boo
     checkpoint itself: ``model`` may be None when nothing trains."""
     if rollout_cfg.backend == "vllm":
         return VLLMGenerator(model, tokenizer, model_path, rollout_cfg, follow_policy, seed, progress)
-    return HFGenerator(model, tokenizer, prompts_per_batch=rollout_cfg.prompts_per_batch, progress=progress)
+    return HFGenerator(model, tokenizer, prompts_per_batch=rollout_cfg.prompts_per_batch, progress=progress,
+                       drop_finished=rollout_cfg.hf_drop_finished)
