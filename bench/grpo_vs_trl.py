@@ -3,15 +3,20 @@
     pip install -e '.[bench]'        # TRL is a benchmark-only extra
     python bench/grpo_vs_trl.py [--repeats 3] [--steps 12] [--prompts 16] [--group 8] [--max-new-tokens 64]
                                 [--beta 0.04] [--template chat|r1_zero]
+                                [--checkpoint results/tiny/cold_start_sft/model --questions results/tiny/data/train.jsonl]
 
-Every variant trains the same freshly built tiny Qwen2 (same weights), on the same prompts, with the
-same G, max new tokens, β, temperature, learning rate, one optimizer step per rollout and the
-accuracy reward of the task's verifier. The variants: ours as configured (the ``sdpa_gqa``
-attention kernel, ``shared_prompt_forward``), ours with each of those turned off in turn, TRL as it
-comes (transformers' ``sdpa``) and TRL given our attention kernel. Each run is a subprocess of its
-own (so peak RSS is its own), one after the other (2 cores: never side by side), and the variants
-take turns ``--repeats`` times. Prints seconds per step and completion tokens per second (min /
-median / max over the repeats), peak RSS, and the ratio of medians to TRL's. Run it alone.
+Every variant trains the same tiny Qwen2 (same weights: freshly built, or ``--checkpoint``), on
+the same prompts, with the same G, max new tokens, β, temperature, learning rate, one optimizer
+step per rollout and the accuracy reward of the task's verifier. The variants: ours as configured
+(the ``sdpa_gqa`` attention kernel, ``shared_prompt_forward``, rollouts that drop finished
+samples), ours with rollouts by transformers' ``generate``, ours without the shared prompt forward,
+ours with all three off (the code before them), TRL as it comes (transformers' ``sdpa``) and TRL
+given our attention kernel. A freshly built policy's samples all run to the token limit; a trained
+one's (``--checkpoint``: e.g. the tiny world's cold start, the start of reasoning RL) end at
+different lengths, as in a real run. Each run is a subprocess of its own (so peak RSS is its own),
+one after the other (2 cores: never side by side), and the variants take turns ``--repeats`` times.
+Prints seconds per step and completion tokens per second (min / median / max over the repeats),
+peak RSS, and the ratio of medians to TRL's. Run it alone.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward)
-    "ours": ("ours", "sdpa_gqa", True),
-    "ours, unshared prompts": ("ours", "sdpa_gqa", False),
-    "ours, sdpa, unshared": ("ours", "sdpa", False),
-    "TRL": ("trl", "sdpa", None),
-    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None),
+VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward, rollouts dropping finished samples)
+    "ours": ("ours", "sdpa_gqa", True, True),
+    "ours, generate": ("ours", "sdpa_gqa", True, False),
+    "ours, unshared prompts": ("ours", "sdpa_gqa", False, True),
+    "ours, all three off": ("ours", "sdpa", False, False),
+    "TRL": ("trl", "sdpa", None, None),
+    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None, None),
 }
 
 
@@ -45,6 +51,11 @@ def setup(args):
     from r1flow.world.tokenizer import build_tokenizer
 
     cfg = compose([f"experiment={args.experiment}"])
+    if getattr(args, "checkpoint", None):  # a trained policy and its world's training questions
+        from r1flow.harness.models import load_model, load_tokenizer
+
+        items = [json.loads(line) for line in Path(args.questions).read_text().splitlines()[:512]]
+        return cfg, items, load_tokenizer(args.checkpoint), load_model(args.checkpoint, cfg.model)
     items = make_split(cfg.data, "train", 512, 1)
     tok = build_tokenizer([it["question"] for it in items] + [R1_ZERO_TEMPLATE])
     torch.manual_seed(0)
@@ -58,7 +69,7 @@ def prompt_of(tok, args, question: str) -> str:
     return render_prompt(tok, question, getattr(args, "template", "chat"))
 
 
-def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True) -> dict:
+def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
@@ -75,7 +86,8 @@ def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True) -> dict:
     g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
     g.optim.lr, g.optim.warmup_steps, g.optim.min_lr_ratio = 5e-5, 0, 1.0
     prompts = [prompt_of(tok, args, it["question"]) for it in items]
-    module = GRPOModule(model, tok, g, items, prompts, HFGenerator(model, tok, progress=False))
+    module = GRPOModule(model, tok, g, items, prompts, HFGenerator(model, tok, progress=False,
+                                                                   drop_finished=drop_finished))
 
     class Clock(Callback):
         def __init__(self):
@@ -142,8 +154,8 @@ def run_trl(args, attn: str = "sdpa") -> dict:
 
 
 def child(variant: str, args) -> None:
-    trainer, attn, shared = VARIANTS[variant]
-    out = run_ours(args, attn, shared) if trainer == "ours" else run_trl(args, attn)
+    trainer, attn, shared, drop = VARIANTS[variant]
+    out = run_ours(args, attn, shared, drop) if trainer == "ours" else run_trl(args, attn)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(out))
 
@@ -164,11 +176,14 @@ def add_rollout_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--template", choices=["chat", "r1_zero"], default="chat",
                     help="the prompts' template: the chat template (~26 tokens) or R1-Zero's (~110)")
+    ap.add_argument("--checkpoint", help="start from this trained policy (else a freshly built one, whose "
+                    "samples all run to the token limit)")
+    ap.add_argument("--questions", help="with --checkpoint: its training questions (JSONL rows of the data stage)")
 
 
 def run_child(variant: str, args) -> tuple[float, float, float] | str:
     cmd = [sys.executable, __file__, "--child", variant] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "repeats")]
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "repeats") and v is not None]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -196,7 +211,8 @@ def main() -> None:
                 raise SystemExit(f"{variant} failed:\n{res}")
             runs[variant].append(res)
             print(f"repeat {r + 1}: {variant}: {res[0]:.3f} s/step, {res[1]:,.0f} tokens/s", flush=True)
-    print(f"\nGRPO step, tiny model, {args.template} template, {args.prompts} prompts x G={args.group}, "
+    start = f"from {args.checkpoint}" if args.checkpoint else "freshly built"
+    print(f"\nGRPO step, tiny model {start}, {args.template} template, {args.prompts} prompts x G={args.group}, "
           f"<= {args.max_new_tokens} new tokens, beta={args.beta}, {args.steps - args.warmup} timed steps, "
           f"{args.repeats} runs each, torch threads {torch.get_num_threads()}\n")
     print("| variant | s/step (min / median / max) | tokens/s (min / median / max) | peak RSS MB | tokens/s vs TRL |")

@@ -11,7 +11,7 @@ from r1flow.config.training import OptimConfig
 
 @dataclass
 class RolloutConfig:
-    """Where completions are sampled: transformers' ``generate`` (hf) or vLLM (vllm)."""
+    """Where completions are sampled: a transformers model (hf) or vLLM (vllm)."""
 
     backend: Backend = knob(Backend.hf, "hf: a transformers model with a KV cache; vllm: vLLM's engine.")
     prompts_per_batch: int = knob(64, "hf: prompts per batch.")
