@@ -51,7 +51,7 @@ def setup(args):
     from r1flow.world.tokenizer import build_tokenizer
 
     cfg = compose([f"experiment={args.experiment}"])
-    if getattr(args, "checkpoint", None):  # a trained policy and its world's training questions
+    if args.checkpoint:  # a trained policy and its world's training questions
         from r1flow.harness.models import load_model, load_tokenizer
 
         items = [json.loads(line) for line in Path(args.questions).read_text().splitlines()[:512]]
@@ -66,7 +66,7 @@ def setup(args):
 def prompt_of(tok, args, question: str) -> str:
     from r1flow.sampling.prompts import render_prompt
 
-    return render_prompt(tok, question, getattr(args, "template", "chat"))
+    return render_prompt(tok, question, args.template)
 
 
 def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True) -> dict:
