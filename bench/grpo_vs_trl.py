@@ -9,8 +9,9 @@ Every variant trains the same tiny Qwen2 (same weights: freshly built, or ``--ch
 the same prompts, with the same G, max new tokens, β, temperature, learning rate, one optimizer
 step per rollout and the accuracy reward of the task's verifier. The variants: ours as configured
 (the ``sdpa_gqa`` attention kernel, ``shared_prompt_forward``, rollouts that drop finished
-samples), ours with rollouts by transformers' ``generate``, ours without the shared prompt forward,
-ours with all three off (the code before them), TRL as it comes (transformers' ``sdpa``) and TRL
+samples, log-prob passes in ``length_buckets``), ours with rollouts by transformers' ``generate``,
+ours without the shared prompt forward, ours with full-width log-prob passes, ours with all four
+off (the code before them), TRL as it comes (transformers' ``sdpa``) and TRL
 given our attention kernel. A freshly built policy's samples all run to the token limit; a trained
 one's (``--checkpoint``: e.g. the tiny world's cold start, the start of reasoning RL) end at
 different lengths, as in a real run. Each run is a subprocess of its own (so peak RSS is its own),
@@ -33,13 +34,15 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward, rollouts dropping finished samples)
-    "ours": ("ours", "sdpa_gqa", True, True),
-    "ours, generate": ("ours", "sdpa_gqa", True, False),
-    "ours, unshared prompts": ("ours", "sdpa_gqa", False, True),
-    "ours, all three off": ("ours", "sdpa", False, False),
-    "TRL": ("trl", "sdpa", None, None),
-    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None, None),
+VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward, rollouts dropping finished samples,
+    #                 length buckets of the log-prob passes)
+    "ours": ("ours", "sdpa_gqa", True, True, 4),
+    "ours, generate": ("ours", "sdpa_gqa", True, False, 4),
+    "ours, unshared prompts": ("ours", "sdpa_gqa", False, True, 4),
+    "ours, full-width passes": ("ours", "sdpa_gqa", True, True, 1),
+    "ours, all four off": ("ours", "sdpa", False, False, 1),
+    "TRL": ("trl", "sdpa", None, None, None),
+    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None, None, None),
 }
 
 
@@ -69,7 +72,7 @@ def prompt_of(tok, args, question: str) -> str:
     return render_prompt(tok, question, args.template)
 
 
-def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True) -> dict:
+def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True, buckets: int = 4) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
@@ -80,7 +83,7 @@ def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: b
     cfg, items, tok, model = setup(args)
     model.config._attn_implementation = attn
     g = cfg.reasoning_rl
-    g.shared_prompt_forward = shared
+    g.shared_prompt_forward, g.length_buckets = shared, buckets
     g.generation_batch_size = g.mini_batch_size = args.prompts * args.group
     g.group_size, g.mu, g.beta, g.max_new_tokens = args.group, 1, args.beta, args.max_new_tokens
     g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
@@ -154,8 +157,8 @@ def run_trl(args, attn: str = "sdpa") -> dict:
 
 
 def child(variant: str, args) -> None:
-    trainer, attn, shared, drop = VARIANTS[variant]
-    out = run_ours(args, attn, shared, drop) if trainer == "ours" else run_trl(args, attn)
+    trainer, attn, shared, drop, buckets = VARIANTS[variant]
+    out = run_ours(args, attn, shared, drop, buckets) if trainer == "ours" else run_trl(args, attn)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(out))
 

@@ -4,7 +4,7 @@
 
 The code measured is the stages' own (GRPOModule, CausalLMModule under build_trainer, the evaluate
 stage's evaluate_split), on the tiny model and the settings of bench/grpo_vs_trl.py and
-bench/sft_throughput.py. Each part is timed by wrapping the function that does it; "other" is the
+bench/train_throughput.py. Each part is timed by wrapping the function that does it; "other" is the
 rest of the step (Lightning's loop and hooks, gradient clipping, logging, zero_grad, the LR scheduler,
 data loading).
 Prints seconds per step and the share of each part. Run it alone: two jobs on 2 cores halve each other.

@@ -137,11 +137,13 @@ def test_sdpa_gqa_samples_the_same_tokens_and_gradients_as_transformers_sdpa(tin
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_a_shared_prompt_forward_gives_the_loss_and_gradients_of_one_pass_per_row(tiny, loss_type):
+def test_shared_prompts_and_length_buckets_give_the_loss_and_gradients_of_one_full_width_pass_per_row(tiny, loss_type):
     """GRPO's log-prob pass with each group's prompt run once and its completions on the prompt's
-    KV cache (shared_prompt_forward): the same log-probs, entropies, loss and gradients as one pass
-    per row, for every loss variant: left-padded prompts of three lengths, right-padded completions
-    of 1 (the end of turn alone) to 18 tokens, G 4, beta 0.04, ratios away from 1."""
+    KV cache (shared_prompt_forward), and with the rows in length buckets each only as wide as its
+    longest completion (length_buckets), alone and together: the same log-probs, entropies, loss and
+    gradients as one full-width pass per row, for every loss variant: left-padded prompts of three
+    lengths, right-padded completions of 1 (the end of turn alone) to 18 tokens, G 4, beta 0.04,
+    ratios away from 1."""
     tok, _, _ = tiny
     torch.manual_seed(0)
     model = build_model(compose(["experiment=tiny"]).model, tok).train()
@@ -154,24 +156,32 @@ def test_a_shared_prompt_forward_gives_the_loss_and_gradients_of_one_pass_per_ro
     ids = torch.cat([enc["input_ids"].repeat_interleave(G, 0), comp["input_ids"]], 1)
     mask = torch.cat([enc["attention_mask"].repeat_interleave(G, 0), comp["attention_mask"]], 1)
     P, cmask = enc["input_ids"].shape[1], comp["attention_mask"].float()
-    assert len(set(enc["attention_mask"].sum(1).tolist())) == 3 and comp["attention_mask"].sum(1).min() == 1
+    lengths = comp["attention_mask"].sum(1)
+    assert len(set(enc["attention_mask"].sum(1).tolist())) == 3 and lengths.min() == 1
+    assert lengths.tolist().count(18) == 3  # three buckets of four rows: two of them narrower than the batch
     adv, noise = torch.randn(3 * G), 0.1 * torch.randn(cmask.shape)
-    out = []
-    for group_size in (1, G):
+    out = {}
+    for group_size, buckets in ((1, 1), (G, 1), (1, 3), (G, 3), (G, 12)):
         model.zero_grad()
         logp, ent = completion_logprobs(model, ids, mask, P, temperature=0.8, chunk_rows=5, with_entropy=True,
-                                        group_size=group_size)
+                                        group_size=group_size, length_buckets=buckets)
         tok_loss, _ = per_token_loss(logp, logp.detach() + noise, adv, logp.detach() - noise, 0.04, 0.2, 0.28)
         loss = aggregate_loss(tok_loss, cmask, loss_type, 16, float(cmask.sum()))
         loss.backward()
-        out.append((logp.detach() * cmask, ent * cmask, loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
-    (lp1, e1, l1, g1), (lpG, eG, lG, gG) = out
-    assert torch.allclose(lp1, lpG, atol=1e-5) and torch.allclose(e1, eG, atol=1e-5)
-    assert torch.allclose(l1, lG, atol=1e-6) and g1.abs().max() > 1e-3
-    assert torch.allclose(g1, gG, atol=1e-6, rtol=1e-4), (g1 - gG).abs().max()
-    first = [completion_logprobs(model, ids[:, : P + 1], mask[:, : P + 1], P, group_size=n)[0] for n in (1, G)]
-    assert torch.allclose(*first, atol=1e-5)  # one completion token: the prompt's pass alone
+        out[group_size, buckets] = (logp.detach() * cmask, ent * cmask, loss.detach(),
+                                    torch.cat([p.grad.flatten() for p in model.parameters()]))
+    lp1, e1, l1, g1 = out.pop((1, 1))
+    assert g1.abs().max() > 1e-3
+    for (group_size, buckets), (lp, e, loss, grad) in out.items():
+        assert torch.allclose(lp1, lp, atol=1e-5) and torch.allclose(e1, e, atol=1e-5), (group_size, buckets)
+        assert torch.allclose(l1, loss, atol=1e-6), (group_size, buckets)
+        assert torch.allclose(g1, grad, atol=1e-6, rtol=1e-4), (group_size, buckets, (g1 - grad).abs().max())
+    first = [completion_logprobs(model, ids[:, : P + 1], mask[:, : P + 1], P, group_size=n, length_buckets=k)[0]
+             for n, k in ((1, 1), (G, 1), (G, 3))]
+    assert torch.allclose(first[0], first[1], atol=1e-5) and torch.allclose(first[0], first[2], atol=1e-5)
     with pytest.raises(ValueError, match="prompts differ within a group"):
+        completion_logprobs(model, ids[2:10], mask[2:10], P, group_size=G)
+    with pytest.raises(ValueError, match="not whole groups"):
         completion_logprobs(model, ids[2:], mask[2:], P, group_size=G)
 
 

@@ -1,5 +1,6 @@
 """The HF backend's decode loop (``rollout.hf_drop_finished``): finished samples leave the batch,
-greedy completions equal transformers' ``generate``, and a seed gives the same samples."""
+greedy completions equal transformers' ``generate``, a seed gives the same samples, and its token
+draw has the distribution ``torch.multinomial`` has."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from r1flow.config import compose
 from r1flow.harness.models import build_model
-from r1flow.sampling.rollout import HFGenerator, SamplingParams
+from r1flow.sampling.rollout import HFGenerator, SamplingParams, sample_tokens
 from r1flow.world.tokenizer import build_tokenizer
 
 QUESTIONS = ["Calculate 1 + 2.", "Calculate 9 - 3 * 2 + 1 - 4.", "What is 4 - 1 - 7?", "Calculate 8 * 7 - 6."]
@@ -58,3 +59,29 @@ def test_finished_samples_leave_the_batch_and_a_seed_repeats_the_samples(untrain
     for c in flat:  # each sample ends at its first stop id, or ran to the limit
         stops = [i for i, t in enumerate(c.token_ids) if t in loop.stop_ids]
         assert stops == ([len(c.token_ids) - 1] if not c.truncated else []) and c.length <= 24
+
+
+def test_the_token_draw_has_the_distribution_of_multinomial_and_never_draws_a_zero_probability_token():
+    """sample_tokens against torch.multinomial on the same rows (one peaked, one with top-p's zeros,
+    one uniform over the 1,056 tokens of the tiny vocabulary, one a single token): 100,000 draws
+    each; the frequency of every token expected 20 times or more, and of the rarer ones pooled,
+    within 5 standard errors (as multinomial's are); zeros never drawn."""
+    torch.manual_seed(0)
+    V, n = 1056, 100_000
+    peaked = torch.randn(V).mul(3).softmax(-1)
+    cut = peaked.clone()
+    cut[cut < cut.sort(descending=True).values[20]] = 0  # what top-p leaves: a few tokens, the rest 0
+    one = torch.zeros(V)
+    one[V - 1] = 1.0  # the last token: the draw's upper end
+    probs = torch.stack([peaked, cut / cut.sum(), torch.full((V,), 1 / V), one])
+    ours = torch.stack([sample_tokens(probs) for _ in range(n)], dim=1)
+    theirs = torch.multinomial(probs, n, replacement=True)
+    for row, p in enumerate(probs):
+        common = p * n >= 20
+        bins = torch.cat([p[common], p[~common].sum(0, keepdim=True)])
+        se = (bins * (1 - bins) / n).sqrt() + 1e-9
+        for draws in (ours[row], theirs[row]):
+            f = torch.bincount(draws, minlength=V) / n
+            f = torch.cat([f[common], f[~common].sum(0, keepdim=True)])
+            assert ((f - bins).abs() <= 5 * se).all(), (row, ((f - bins).abs() / se).max())
+        assert (torch.bincount(ours[row], minlength=V)[p == 0] == 0).all()

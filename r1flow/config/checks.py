@@ -212,6 +212,8 @@ def validate_grpo(g: DictConfig, name: str) -> None:
         raise ConfigError(f"{name}.mini_batch_size",
                           f"{g.mini_batch_size} must be a multiple of group_size={g.group_size} and divide "
                           f"generation_batch_size={g.generation_batch_size}")
+    if g.length_buckets < 1 or g.logprob_chunk_rows < 1:
+        raise ConfigError(f"{name}.length_buckets/logprob_chunk_rows", "both must be >= 1")
     if g.mu < 1 or g.beta < 0 or g.temperature <= 0:
         raise ConfigError(f"{name}.mu/beta/temperature", "need mu >= 1, beta >= 0, temperature > 0")
     if not 0 <= g.general_prompt_frac <= 1 or g.general_last_steps < 0:

@@ -81,6 +81,10 @@ class GRPOConfig:
     shared_prompt_forward: bool = knob(True, "Log-prob passes (training, pi_old, reference) run each group's prompt "
                                        "once and its G completions on the prompt's KV cache: the same log-probs and "
                                        "gradients, the prompt's tokens at 1/G of the cost (bench/grpo_vs_trl.py).")
+    length_buckets: int = knob(4, "Log-prob passes run the rows, sorted by completion length, in this many parts of "
+                               "equal row count, each as wide as its longest completion (1: every row as wide as "
+                               "the batch's longest): the same log-probs and gradients, less padding computed "
+                               "(bench/grpo_vs_trl.py).")
     eval_every: int = knob(50, "Steps between pass@1 checks on validation prompts (0: never); also the sweep "
                                    "objective.")
     eval_prompts: int = knob(128, "Validation prompts of each check.")

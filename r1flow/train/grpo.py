@@ -208,7 +208,8 @@ class GRPOModule(ShardedModule):
         def logprobs_of(model) -> torch.Tensor:
             return torch.cat([
                 completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], prompt_width,
-                                    g.temperature, g.logprob_chunk_rows, group_size=self._sharing(mb))[0]
+                                    g.temperature, g.logprob_chunk_rows, group_size=self._sharing(mb),
+                                    length_buckets=g.length_buckets)[0]
                 for s in range(0, n, mb)
             ])
 
@@ -289,7 +290,7 @@ class GRPOModule(ShardedModule):
 
         logp, entropy = completion_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_width,
                                             g.temperature, g.logprob_chunk_rows, with_entropy=True,
-                                            group_size=self._sharing(size))
+                                            group_size=self._sharing(size), length_buckets=g.length_buckets)
         old = mb.old_logp if mb.old_logp is not None else logp.detach()
         tok_loss, st = per_token_loss(logp, old, mb.advantages, mb.ref_logp, g.beta, g.eps_low, g.eps_high)
         loss = aggregate_loss(tok_loss, mb.completion_mask, g.loss_type, g.max_new_tokens,

@@ -5,7 +5,10 @@ Shapes: B completions (G per prompt, groups contiguous), T completion tokens.
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
@@ -94,50 +97,78 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
                         temperature: float = 1.0, chunk_rows: int = 16, with_entropy: bool = False,
-                        group_size: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities (and entropies) of the completion tokens under ``model``.
+                        group_size: int = 1, length_buckets: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities (and entropies) of the completion tokens under ``model``: (B, C) each.
 
-    ``input_ids`` = left-padded prompts (width ``prompt_width``) + right-padded completions. Logits
-    are divided by the sampling temperature. The vocabulary projection runs ``chunk_rows`` rows at a
-    time, so no B × T × V float32 tensor is ever materialised for the whole batch.
+    ``input_ids`` = left-padded prompts (width ``prompt_width``) + right-padded completions (their
+    ``attention_mask`` marks each completion's tokens). Logits are divided by the sampling
+    temperature. The vocabulary projection runs ``chunk_rows`` rows at a time, so no B × T × V
+    float32 tensor is ever materialised for the whole batch.
 
     ``group_size`` G > 1: the rows come in groups of G that share their prompt (GRPO's groups). Each
-    prompt then runs forward once and its G completions run on its KV cache, repeated G times (the
-    gradient flows back through the cache into the prompt's pass): the prompt's tokens cost 1/G of
-    their forward and backward, with the log-probs and gradients of one pass per row.
+    prompt then runs forward once and its G completions run on its KV cache (the gradient flows back
+    through the cache into the prompt's pass): the prompt's tokens cost 1/G of their forward and
+    backward, with the log-probs and gradients of one pass per row.
+
+    ``length_buckets`` K > 1: the rows, sorted by completion length, run in K parts of equal row
+    count, each only as wide as its longest completion, instead of every row as wide as the longest
+    of the batch; positions past a completion's end get log-prob 0 and entropy 0 (the loss masks
+    them). The number of backbone calls is K (+1 for the shared prompts) whatever the lengths, as
+    FSDP's per-call gathers need on every rank.
     """
     return as_forward(model, _completion_logprobs, input_ids, attention_mask, prompt_width, temperature, chunk_rows,
-                      with_entropy, group_size)
+                      with_entropy, group_size, length_buckets)
 
 
-def _completion_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
-                       group_size: int) -> torch.Tensor:
-    """The backbone's hidden states that predict the completion tokens: (B, C, H)."""
+def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+    """A cache holding ``rows`` of ``cache`` (repeats allowed), ``cache`` left as it is; differentiable."""
+    part = copy.copy(cache)
+    part.layers = [copy.copy(layer) for layer in cache.layers]
+    part.batch_select_indices(rows)  # rebinds each layer's keys and values to the selected rows
+    return part
+
+
+def _bucket_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int, group_size: int,
+                   length_buckets: int):
+    """Yield (rows, hidden): the backbone's hidden states that predict the first W completion tokens
+    of ``rows`` (n, W, H), W that part's longest completion, for the parts of ``length_buckets``."""
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     backbone, P, G = model.get_decoder(), prompt_width, group_size
+    B, C = input_ids.shape[0], input_ids.shape[1] - P
+    lengths = attention_mask[:, P:].sum(dim=1)
+    parts = torch.argsort(lengths, descending=True, stable=True).tensor_split(min(length_buckets, B))
+    # each part at least 2 wide when the batch is, so that every part makes one call (see above)
+    widths = [min(C, max(int(lengths[rows].max()), 2)) for rows in parts]
     if G == 1:
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
-        return hidden[:, P - 1 : -1]
+        for rows, W in zip(parts, widths):
+            hidden = backbone(input_ids=input_ids[rows, : P + W - 1], attention_mask=attention_mask[rows, : P + W - 1],
+                              position_ids=position_ids[rows, : P + W - 1]).last_hidden_state
+            yield rows, hidden[:, P - 1 :]
+        return
+    if B % G:
+        raise ValueError(f"group_size {G}: {B} rows are not whole groups")
     prompts, prompt_mask = input_ids[::G, :P], attention_mask[::G, :P]
     if not torch.equal(input_ids[:, :P], prompts.repeat_interleave(G, dim=0)):
         raise ValueError(f"group_size {G}: the rows' prompts differ within a group")
     out = backbone(input_ids=prompts, attention_mask=prompt_mask, position_ids=position_ids[::G, :P],
                    past_key_values=DynamicCache(config=model.config), use_cache=True)
-    last = out.last_hidden_state[:, -1:].repeat_interleave(G, dim=0)  # predicts each completion's first token
-    if input_ids.shape[1] == P + 1:
-        return last
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(G)
-    rest = backbone(input_ids=input_ids[:, P:-1], attention_mask=attention_mask[:, :-1],
-                    position_ids=position_ids[:, P:-1], past_key_values=cache, use_cache=True).last_hidden_state
-    return torch.cat([last, rest], dim=1)
+    for rows, W in zip(parts, widths):
+        group = rows // G
+        last = out.last_hidden_state[group, -1:]  # predicts each completion's first token
+        if W == 1:
+            yield rows, last
+            continue
+        rest = backbone(input_ids=input_ids[rows, P : P + W - 1], attention_mask=attention_mask[rows, : P + W - 1],
+                        position_ids=position_ids[rows, P : P + W - 1],
+                        past_key_values=_cache_rows(out.past_key_values, group), use_cache=True).last_hidden_state
+        yield rows, torch.cat([last, rest], dim=1)
 
 
 def _completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
-                         temperature: float, chunk_rows: int, with_entropy: bool, group_size: int):
+                         temperature: float, chunk_rows: int, with_entropy: bool, group_size: int,
+                         length_buckets: int):
     head = model.get_output_embeddings()
-    hidden = _completion_hidden(model, input_ids, attention_mask, prompt_width, group_size)
-    targets = input_ids[:, prompt_width:]
+    C = input_ids.shape[1] - prompt_width
 
     def chunk_logp(h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp_all = torch.log_softmax(head(h).float() / temperature, dim=-1)
@@ -147,14 +178,19 @@ def _completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.T
         with torch.no_grad():
             return logp, -(logp_all.exp() * logp_all).sum(-1)
 
-    logps, ents = [], []
-    for start in range(0, hidden.shape[0], chunk_rows):
-        h, tgt = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
-        if torch.is_grad_enabled():
-            # recompute the chunk's logits in backward instead of keeping them: only B × T survive
-            logp, ent = checkpoint(chunk_logp, h, tgt, use_reentrant=False)
-        else:
-            logp, ent = chunk_logp(h, tgt)
-        logps.append(logp)
-        ents.append(ent)
-    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+    order, logps, ents = [], [], []
+    for rows, hidden in _bucket_hidden(model, input_ids, attention_mask, prompt_width, group_size, length_buckets):
+        W = hidden.shape[1]
+        targets = input_ids[rows, prompt_width : prompt_width + W]
+        for start in range(0, hidden.shape[0], chunk_rows):
+            h, tgt = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
+            if torch.is_grad_enabled():
+                # recompute the chunk's logits in backward instead of keeping them: only B × T survive
+                logp, ent = checkpoint(chunk_logp, h, tgt, use_reentrant=False)
+            else:
+                logp, ent = chunk_logp(h, tgt)
+            logps.append(F.pad(logp, (0, C - W)))
+            ents.append(F.pad(ent, (0, C - W)) if with_entropy else ent)
+        order.append(rows)
+    back = torch.argsort(torch.cat(order))  # the rows in their given order again
+    return torch.cat(logps)[back], (torch.cat(ents)[back] if with_entropy else None)
