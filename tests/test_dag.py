@@ -145,10 +145,13 @@ def test_only_the_teachers_pretraining_is_urgent_when_the_data_is_done(tmp_path)
     jobs = Jobs("tiny", root=tmp_path, cores=2)
     after_data = {key for key, node in jobs.dag.nodes.items() if set(node.upstream) == {"data"}}
     assert after_data == {"pretrain", "students/medium/pretrain", "students/small/pretrain"}
-    teacher = jobs.stage("pretrain")
-    assert teacher.threads == 2 and teacher.priority > 0
-    # the others: the students' pretraining and the prompt shards of both curation stages
-    assert jobs.student("pretrain").priority == jobs.curation("shards").priority == 0
+    teacher, shards = jobs.stage("pretrain"), jobs.curation("shards")
+    # Snakemake sums the priorities of the jobs it starts together: the teacher outranks two
+    # one-core jobs of the main chain, such as both curation stages' prompt shards
+    assert teacher.threads == 2 and teacher.priority > 2 * shards.priority > 0
+    assert jobs.student("pretrain").priority == 0
+    # the shards are on the main chain: ahead of the evaluations once the teacher has its cores
+    assert shards.priority == jobs.stage("reasoning_rl").priority > jobs.evaluation().priority == 0
 
 
 def test_another_seeds_jobs_carry_it_and_write_under_its_own_directory(tmp_path):

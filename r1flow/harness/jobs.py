@@ -181,16 +181,28 @@ class Jobs:
                     "code": code_digest(stage.module)},
             log=f"{self.res}/logs/{pattern}.log",
             benchmark=f"{self.res}/benchmarks/{pattern}.tsv",
-            threads=max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads,
-            # The prompt shards are not critical, though the main chain needs them: ready when the data is,
-            # two one-core shard jobs would win both cores over the two-core teacher pretraining (the
-            # scheduler sums priorities and reserves no cores), and the core the first one frees would go
-            # to a one-core student job (measured: the teacher waited 8 min). They run in a free core long
-            # before any sampling.
-            priority=CRITICAL if stage.critical and part != "shards" and (not student or not stage.teacher) else 0,
+            threads=self.threads(stage, student),
+            priority=self.priority(stage, student),
             resources=self.resources(stage, part),
             wildcards=wildcards or {},
         )
+
+    def threads(self, stage: Stage, student: bool) -> int:
+        """An exclusive teacher job takes two cores when there are two; every other job ``job_threads``."""
+        return max(self.job_threads, min(2, self.cores)) if stage.exclusive and not student else self.job_threads
+
+    def priority(self, stage: Stage, student: bool) -> int:
+        """CRITICAL for the jobs of the main chain (the prompt shards of the curation stages too), 0 for
+        side jobs (evaluations, the students' pretraining). Snakemake sums the priorities of the jobs
+        it starts together and reserves no cores: an exclusive job (the teacher's pretraining, ready
+        with the prompt shards and the students' pretraining when the data is) outranks as many
+        critical jobs as would fill its cores, or it would wait for a core that one-core jobs keep
+        taking (measured: the teacher waited 8 min). With the shards at 0 instead, reasoning RL's
+        finished model waited 191 s for its prompt shards behind evaluations."""
+        if not stage.critical or (student and stage.teacher):
+            return 0
+        threads = self.threads(stage, student)
+        return CRITICAL * (threads // self.job_threads) + 1 if threads > self.job_threads else CRITICAL
 
     # ---------------------------------------------------------------- the rules
     def stage(self, name: str) -> Rule:
