@@ -112,9 +112,10 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
 
     ``length_buckets`` K > 1: the rows, sorted by completion length, run in K parts of equal row
     count, each only as wide as its longest completion, instead of every row as wide as the longest
-    of the batch; positions past a completion's end get log-prob 0 and entropy 0 (the loss masks
-    them). The number of backbone calls is K (+1 for the shared prompts) whatever the lengths, as
-    FSDP's per-call gathers need on every rank.
+    of the batch. Past a completion's end the values are not a full-width pass's (0 past its part's
+    width): the loss masks them. Once the longest completion has two tokens, the backbone runs K
+    times (+1 for the shared prompts) whatever the lengths, as FSDP's per-call gathers need on every
+    rank.
     """
     return as_forward(model, _completion_logprobs, input_ids, attention_mask, prompt_width, temperature, chunk_rows,
                       with_entropy, group_size, length_buckets)
