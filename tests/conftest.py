@@ -22,8 +22,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROJECT_FILES = ("Snakefile", "rules", "conf", "r1flow", "stages", "tracking", "profiles", "envs")
 SMOKE_DAG = {"data": 1, "pretrain": 1, "r1_zero": 1, "cold_start_sft": 1, "reasoning_rl": 1, "sample_shards": 2,
              "curate": 2, "general_sft": 1, "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1,
-             "student_pretrain": 2, "distill": 2, "student_cold_start_sft": 1, "student_reasoning_rl": 1,
-             "evaluate": 12, "report": 1, "all": 1}
+             "student_pretrain": 2, "distill": 2, "student_r1_zero": 1,
+             "evaluate": 13, "report": 1, "all": 1}
 
 
 def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True):

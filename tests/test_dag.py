@@ -39,17 +39,18 @@ def test_the_tiny_dag_edges():
         "distill_data": ["data", "all_scenario_rl"],
         "students/medium/pretrain": ["data"], "students/medium/distill": ["data", "students/medium/pretrain", "distill_data"],
         "students/small/pretrain": ["data"], "students/small/distill": ["data", "students/small/pretrain", "distill_data"],
-        "students/medium/cold_start_sft": ["data", "students/medium/pretrain"],
-        "students/medium/reasoning_rl": ["data", "students/medium/cold_start_sft"],
+        "students/medium/r1_zero": ["data", "students/medium/pretrain"],
         "report": ["pretrain", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
-                   "students/medium/pretrain", "students/medium/distill", "students/medium/reasoning_rl",
+                   "students/medium/pretrain", "students/medium/distill", "students/medium/r1_zero",
                    "students/small/pretrain", "students/small/distill"]}
     # the report's rows, in the recipe's order; each checkpoint on its own template, and R1-Zero's
     # start on R1-Zero's template too (the comparison of R1-Zero with its base is on one template)
     assert list(dag.evaluations) == ["base", "base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl",
-                                     "general_sft", "all_scenario_rl", "base_medium", "student_medium", "rl_only_medium",
-                                     "base_small", "student_small"]
-    assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {"base_on_r1_zero", "r1_zero"}
+                                     "general_sft", "all_scenario_rl", "base_medium", "base_medium_on_r1_zero",
+                                     "student_medium", "rl_only_medium", "base_small", "student_small"]
+    # the RL-only student (R1-Zero's recipe) and its start on R1-Zero's template as well
+    assert {k for k, n in dag.evaluations.items() if n.template != "chat"} == {
+        "base_on_r1_zero", "r1_zero", "base_medium_on_r1_zero", "rl_only_medium"}
     assert dag.init_model(dag.evaluations["base_on_r1_zero"]) == dag.init_model(dag.evaluations["base"])
     assert {k for k, n in dag.evaluations.items() if n.general} == {"general_sft", "all_scenario_rl",
                                                                     "student_medium", "student_small"}
@@ -97,12 +98,12 @@ def test_a_real_base_model_has_no_pretrain_stage():
 def test_a_stage_by_hand_reads_what_the_dag_gives_it():
     cfg = compose(["student=medium"])
     dag = DAG(cfg)
-    node = find_node(dag, "reasoning_rl", cfg)
+    node = find_node(dag, "r1_zero", cfg)
     init, upstream, lineage = resolve_io(dag, node, cfg)
-    assert node.key == "students/medium/reasoning_rl"
-    assert init == "results/tiny/students/medium/cold_start_sft/model"
+    assert node.key == "students/medium/r1_zero"
+    assert init == "results/tiny/students/medium/pretrain/model"
     assert {k: str(v) for k, v in upstream.items()} == {"data": "results/tiny/data",
-                                                        "cold_start_sft": "results/tiny/students/medium/cold_start_sft"}
+                                                        "pretrain": "results/tiny/students/medium/pretrain"}
     # an evaluation by label: the label's checkpoint
     cfg = compose(["io.label=general_sft"])
     node = find_node(DAG(cfg), "evaluate", cfg)
@@ -113,8 +114,10 @@ def test_stages_a_student_does_not_run_are_config_errors():
     dag = DAG(compose([]))
     with pytest.raises(ValueError, match=r"student: distill trains a student: name one of medium, small"):
         dag.node("distill")
-    with pytest.raises(ValueError, match="student 'small' does not run reasoning_rl .students that do: medium"):
-        dag.node("reasoning_rl", "small")
+    with pytest.raises(ValueError, match="student 'small' does not run r1_zero .students that do: medium"):
+        dag.node("r1_zero", "small")
+    with pytest.raises(ValueError, match="student .medium. does not run reasoning_rl"):
+        dag.node("reasoning_rl", "medium")
     assert all(n.stage.kind is not Kind.report or n.key == "report" for n in dag.nodes.values())
 
 

@@ -141,10 +141,10 @@ def test_the_smoke_dags_report(smoke_dag):
     for label in ("base", "all_scenario_rl", "student_half", "student_quarter", "rl_only_quarter"):
         assert f"| {label} |" in table
     rows = (out / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + 12 and rows[0].startswith("checkpoint,template,parameters,heldout_pass@1")
+    assert len(rows) == 1 + 13 and rows[0].startswith("checkpoint,template,parameters,heldout_pass@1")
     assert [r.split(",")[0] for r in rows[1:]] == ["base", "base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
                                                    "all_scenario_rl", "base_half", "student_half", "base_quarter",
-                                                   "student_quarter", "rl_only_quarter"]
+                                                   "base_quarter_on_r1_zero", "student_quarter", "rl_only_quarter"]
     assert "C4 Distillation beats RL on the same small model (student quarter)" in (out / "claims.md").read_text()
     for png in ("pass_at_1", "pass_at_k", "rl_curves", "distill_vs_rl"):
         assert (out / f"{png}.png").stat().st_size > 5000

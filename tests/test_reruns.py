@@ -13,11 +13,10 @@ from pathlib import Path
 
 from conftest import SMOKE_DAG, planned_jobs
 
-# the stages downstream of the cold start: reasoning RL (the teacher's and the RL-only student's), both
-# curations, general SFT, the reward models, all-scenario RL and the distilled students, and the
-# evaluations of their 6 checkpoints
-AFTER_COLD_START = {"reasoning_rl": 1, "student_reasoning_rl": 1, "sample": 4, "curate": 2, "general_sft": 1,
-                    "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1, "distill": 2, "evaluate": 6,
+# the stages downstream of the cold start: reasoning RL, both curations, general SFT, the reward
+# models, all-scenario RL and the distilled students, and the evaluations of their 5 checkpoints
+AFTER_COLD_START = {"reasoning_rl": 1, "sample": 4, "curate": 2, "general_sft": 1,
+                    "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1, "distill": 2, "evaluate": 5,
                     "report": 1, "all": 1}
 
 
@@ -49,11 +48,11 @@ def brevity(completions, items=None, lengths=None, truncated=None, **_) -> list[
     return [-n / 100 for n in lengths]
 '''
     # the GRPO stages and the curation stages (whose filters are reward functions) rerun; data,
-    # pretraining, the cold starts and the evaluations of their checkpoints do not move. (A dry run
+    # pretraining, the cold start and the evaluations of their checkpoints do not move. (A dry run
     # lists a curation's shard jobs only once its shards checkpoint has run again.)
     plan = plan_after(smoke_dag.proj, "r1flow/sampling/rewards.py", "", reward, append=True)
     unlisted = {k: v for k, v in AFTER_COLD_START.items() if k != "sample"}
-    assert plan == {**unlisted, "r1_zero": 1, "sample_shards": 2, "evaluate": 6 + 1}
+    assert plan == {**unlisted, "r1_zero": 1, "student_r1_zero": 1, "sample_shards": 2, "evaluate": 5 + 2}
 
 
 def test_editing_a_student_reruns_that_student_only(smoke_dag):
@@ -75,14 +74,13 @@ def test_editing_a_stage_default_in_the_schema_reruns_that_stage(smoke_dag):
     # evaluate.top_p is set by no experiment: its one place is the schema
     plan = plan_after(smoke_dag.proj, "r1flow/config/sampling.py", 'top_p: float = knob(0.95, "Nucleus sampling.", '
                       'paper="0.95 (§3)")', 'top_p: float = knob(0.9, "Nucleus sampling.", paper="0.95 (§3)")')
-    assert plan == {"evaluate": 12, "report": 1, "all": 1}
+    assert plan == {"evaluate": 13, "report": 1, "all": 1}
 
 
 def test_editing_a_stage_config_reruns_that_stage_and_its_descendants(smoke_dag):
-    # (the RL-only student's cold start has the same section: it reruns too)
     plan = plan_after(smoke_dag.proj, "conf/sizes/smoke.yaml", "cold_start_sft: {max_steps: 6,",
                       "cold_start_sft: {max_steps: 7,")
-    assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "student_cold_start_sft": 1, "evaluate": 6 + 1}
+    assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "evaluate": 5 + 1}
 
 
 def test_editing_a_stage_entry_or_a_shared_module_reruns_the_stages_that_run_it(smoke_dag):
@@ -100,10 +98,10 @@ def test_editing_a_data_file_in_place_reruns_the_stages_that_read_it(smoke_dag):
     (newer, but with the checksum Snakemake recorded) reruns nothing."""
     # the hard split: only the evaluations read it, no training stage
     plan = plan_after(smoke_dag.proj, "results/smoke/data/hard.jsonl", "", "\n", append=True)
-    assert plan == {"evaluate": 12, "report": 1, "all": 1}
-    # the cold-start rows: both cold starts and everything downstream of them
+    assert plan == {"evaluate": 13, "report": 1, "all": 1}
+    # the cold-start rows: the cold start and everything downstream of it
     plan = plan_after(smoke_dag.proj, "results/smoke/data/cold_start.jsonl", "", "\n", append=True)
-    assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "student_cold_start_sft": 1, "evaluate": 6 + 1}
+    assert plan == {**AFTER_COLD_START, "cold_start_sft": 1, "evaluate": 5 + 1}
 
 
 def test_running_snakemake_from_a_moved_venv_reruns_nothing(smoke_dag, tmp_path):

@@ -30,7 +30,7 @@ def test_the_real_scale_experiment_plans_every_stage_down_to_its_students(fresh)
     assert planned_jobs(fresh, experiment="qwen_math") == {
         "data": 1, "r1_zero": 1, "cold_start_sft": 1, "reasoning_rl": 1, "sample_shards": 2, "curate": 2,
         "general_sft": 1, "helpfulness_rm": 1, "harmlessness_rm": 1, "all_scenario_rl": 1, "distill": 2,
-        "student_cold_start_sft": 1, "student_reasoning_rl": 1, "evaluate": 12, "report": 1, "all": 1}
+        "student_r1_zero": 1, "evaluate": 13, "report": 1, "all": 1}
 
 
 @pytest.mark.parametrize("override, says", [

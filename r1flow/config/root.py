@@ -100,7 +100,8 @@ class RootConfig:
                                                "a 'pretrain' key overrides the pretrain section for it "
                                                "(pretrain: {max_steps: 600}).",
                                                paper="Qwen2.5 1.5B-32B, Llama 8B/70B (§2.4, Table 5)")
-    rl_only_students: list[str] = knob([], "Students also trained by cold-start SFT + reasoning RL: "
-                                       "distillation vs RL on one model.", paper="§4.1, Table 6")
+    rl_only_students: list[str] = knob([], "Students also trained by RL alone from their base (the r1_zero stage: "
+                                       "R1-Zero's GRPO and template): distillation vs RL on one model.",
+                                       paper="§4.1, Table 6 (RL on Qwen-32B-Base, no SFT)")
     student: str | None = knob(None, "The student a stage run is for: its model is model + students[student].")
     io: IOConfig = knob(IOConfig(), "Paths.")

@@ -100,7 +100,7 @@ def steps_of(ev: Evidence, run: str) -> int | None:
 
 
 def wall(row: dict) -> float:
-    return row["done"].get("wall_s", 0) + row.get("cold_start_wall_s", 0)
+    return row["done"].get("wall_s", 0)
 
 
 def rl_over_cold_start(ev: Evidence) -> list[tuple[str, str, str]]:
@@ -147,9 +147,10 @@ def distillation_beats_rl(ev: Evidence) -> list[tuple[str, str, str]]:
         base, g = ev.by_label.get(f"base_{s}"), gain(d, r)
         start = f"from its base {p1(base)}: " if base else ""
         out.append((f"{CLAIMS[3].title} (student {s})", verdict(apart(d, r) and g >= 10, apart(d, r)),
-                    f"{start}distilled {p1(d)} vs RL-only (cold start + GRPO) {p1(r)}, {g:+.1f} points; harder split "
-                    f"{pct(split_value(d, 'hard'))} vs {pct(split_value(r, 'hard'))}; the student's training wall "
-                    f"time {wall(d):.0f} s (SFT on the teacher's samples) vs {wall(r):.0f} s (cold start + RL)."))
+                    f"{start}distilled {p1(d)} vs RL-only (R1-Zero's GRPO on its base, on R1-Zero's template) {p1(r)}, "
+                    f"{g:+.1f} points; harder split {pct(split_value(d, 'hard'))} vs {pct(split_value(r, 'hard'))}; "
+                    f"the student's training wall time {wall(d):.0f} s (SFT on the teacher's samples) vs "
+                    f"{wall(r):.0f} s (RL)."))
     return out
 
 

@@ -62,9 +62,6 @@ def collect(dag: DAG) -> tuple[list[dict], list[str]]:
                "done": _json_or_empty(made_by / "done.json") if made_by else {},
                "record": _json_or_empty(made_by / "run.json") if made_by else {},
                "parameters": count_parameters(model_dir) if model_dir.is_dir() else None}
-        before = dag.nodes[node.init].init if node.init else None  # e.g. an RL-only student's cold start
-        if before and dag.nodes[before].student and dag.nodes[before].label is None:
-            row["cold_start_wall_s"] = _json_or_empty(Path(dag.dir(before)) / "done.json").get("wall_s", 0)
         rows.append(row)
     return rows, stale_labels
 
