@@ -363,8 +363,11 @@ class DAG:
         return {n: f"{root}/{n}" if "/" in n else f"{root}/{n}.jsonl" for n in dict.fromkeys(names)}
 
     def upstream(self, node: Node) -> dict[str, str]:
-        """Upstream stage name -> output directory: what ``node`` reads, and its lineage."""
-        return {self.nodes[k].stage.name: self.dir(k) for k in node.upstream}
+        """Upstream stage name -> output directory: what ``node`` reads, and its lineage. Nodes of one
+        stage (the report reads the teacher's and the students' pretraining, R1-Zero, distillation)
+        go by their keys instead, so that none is lost."""
+        names = [self.nodes[k].stage.name for k in node.upstream]
+        return {name if names.count(name) == 1 else k: self.dir(k) for k, name in zip(node.upstream, names)}
 
     def view(self, node: Node) -> dict:
         """The resolved config ``node``'s outputs depend on (its own section, then its stage's view)."""

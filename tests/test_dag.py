@@ -55,6 +55,11 @@ def test_the_tiny_dag_edges():
     assert {k for k, n in dag.evaluations.items() if n.general} == {"general_sft", "all_scenario_rl",
                                                                     "student_medium", "student_small"}
     assert set(dag.rl_runs()) == {"r1_zero", "reasoning_rl", "all_scenario_rl", "rl_only_medium"}
+    # the report's lineage: every checkpoint's run, the teacher's and the students' of one stage apart
+    assert dag.upstream(dag.nodes["report"]) == {key: f"results/tiny/{key}" for key in (
+        "pretrain", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
+        "students/medium/pretrain", "students/medium/distill", "students/medium/r1_zero", "students/small/pretrain",
+        "students/small/distill")}
 
 
 @pytest.mark.parametrize("knob, value, stage, init", [
