@@ -137,8 +137,8 @@ def test_the_hf_smoke_dag_runs_from_a_checkpoint_on_files_down_to_the_report(hf_
         assert (res / key / "done.json").is_file(), key
     assert not (res / "pretrain").exists()  # the base is the checkpoint: no pretraining
     evaluated = {p.parent.name for p in (res / "eval").glob("*/metrics.json")}
-    assert evaluated == {"base", "base_on_r1_zero", "base_small", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft",
-                         "all_scenario_rl", "student_small", "rl_only_small"}
+    assert evaluated == {"base", "base_on_r1_zero", "base_small", "base_small_on_r1_zero", "r1_zero", "cold_start_sft",
+                         "reasoning_rl", "general_sft", "all_scenario_rl", "student_small", "rl_only_small"}
     samples = read_jsonl(res / "eval" / "base" / "samples.jsonl")
     assert any(not s["truncated"] for s in samples) and not any("<|im_end|>" in s["response"] for s in samples)
     assert json.loads((res / "data" / "decontamination.json").read_text())["train_rows"] > 0

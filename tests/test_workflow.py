@@ -72,15 +72,15 @@ def test_an_unreachable_tracking_server_stops_snakemake_before_any_job(tmp_path)
 def test_every_stage_of_the_smoke_dag_leaves_its_outputs(smoke_dag):
     res = smoke_dag.res
     general = {"general_sft", "all_scenario_rl", "student_half", "student_quarter"}
-    for label in ("base", "cold_start_sft", "reasoning_rl", "r1_zero", "base_half", "base_quarter", "rl_only_quarter",
-                  *general):
+    on_r1_zero = {"base_on_r1_zero", "r1_zero", "base_quarter_on_r1_zero", "rl_only_quarter"}  # R1-Zero's template
+    for label in ("base", "cold_start_sft", "reasoning_rl", "base_half", "base_quarter", *on_r1_zero, *general):
         m = json.loads((res / "eval" / label / "metrics.json").read_text())
         assert {"pass@1", "cons@k", "pass@k", "k", "format_rate", "mean_length"} <= set(m)
         assert set(m["splits"]) == {"heldout", "hard"} | ({"general", "safety"} if label in general else set())
-        assert m["spec"]["template"] == ("r1_zero" if label == "r1_zero" else "chat")
+        assert m["spec"]["template"] == ("r1_zero" if label in on_r1_zero else "chat")
     for stage in ("data", "pretrain", "cold_start_sft", "r1_zero", "reasoning_rl", "rejection_sampling",
                   "general_sft", "helpfulness_rm", "harmlessness_rm", "all_scenario_rl", "distill_data",
-                  "students/half/pretrain", "students/half/distill", "students/quarter/reasoning_rl", "report"):
+                  "students/half/pretrain", "students/half/distill", "students/quarter/r1_zero", "report"):
         assert (res / stage / "done.json").is_file(), stage
     student = json.loads((res / "students" / "quarter" / "distill" / "model" / "config.json").read_text())
     assert student["hidden_size"] == 8
