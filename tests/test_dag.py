@@ -143,7 +143,7 @@ def test_snakemake_gives_a_stage_what_it_would_read_by_hand(tmp_path):
         assert resolve_io(jobs.dag, node, given)[:2] == resolve_io(DAG(by_hand), node, by_hand)[:2], key
 
 
-def test_only_the_teachers_pretraining_is_urgent_when_the_data_is_done(tmp_path):
+def test_the_teachers_pretraining_outranks_the_one_core_jobs_ready_with_it(tmp_path):
     """Snakemake reserves no cores: of the jobs that are ready together once the data is, the teacher
     pretraining (two cores, the head of the main chain) must be the one the scheduler takes, not
     one-core jobs that would hold a core each while it waits. No edge orders them: an ancient()
