@@ -138,8 +138,9 @@ def _bucket_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     B, C = input_ids.shape[0], input_ids.shape[1] - P
     lengths = attention_mask[:, P:].sum(dim=1)
     parts = torch.argsort(lengths, descending=True, stable=True).tensor_split(min(length_buckets, B))
+    longest = lengths[torch.stack([rows[0] for rows in parts])].tolist()  # each part's first row (one sync)
     # each part at least 2 wide when the batch is, so that every part makes one call (see above)
-    widths = [min(C, max(int(lengths[rows].max()), 2)) for rows in parts]
+    widths = [min(C, max(n, 2)) for n in longest]
     if G == 1:
         for rows, W in zip(parts, widths):
             hidden = backbone(input_ids=input_ids[rows, : P + W - 1], attention_mask=attention_mask[rows, : P + W - 1],
@@ -191,7 +192,8 @@ def _completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.T
             else:
                 logp, ent = chunk_logp(h, tgt)
             logps.append(F.pad(logp, (0, C - W)))
-            ents.append(F.pad(ent, (0, C - W)) if with_entropy else ent)
+            if with_entropy:
+                ents.append(F.pad(ent, (0, C - W)))
         order.append(rows)
     back = torch.argsort(torch.cat(order))  # the rows in their given order again
     return torch.cat(logps)[back], (torch.cat(ents)[back] if with_entropy else None)
