@@ -1,14 +1,17 @@
 """The HF backend's decode loop (``rollout.hf_drop_finished``): finished samples leave the batch,
-greedy completions equal transformers' ``generate``, a seed gives the same samples, and its token
-draw has the distribution ``torch.multinomial`` has."""
+greedy completions equal transformers' ``generate``, a seed gives the same samples, its preallocated
+KV cache gives the samples transformers' ``DynamicCache`` gives, and its token draw has the
+distribution ``torch.multinomial`` has."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from r1flow.config import compose
 from r1flow.harness.models import build_model
+from r1flow.sampling import rollout
 from r1flow.sampling.rollout import HFGenerator, SamplingParams, sample_tokens
 from r1flow.world.tokenizer import build_tokenizer
 
@@ -59,6 +62,23 @@ def test_finished_samples_leave_the_batch_and_a_seed_repeats_the_samples(untrain
     for c in flat:  # each sample ends at its first stop id, or ran to the limit
         stops = [i for i, t in enumerate(c.token_ids) if t in loop.stop_ids]
         assert stops == ([len(c.token_ids) - 1] if not c.truncated else []) and c.length <= 24
+
+
+def test_the_preallocated_cache_gives_the_samples_of_transformers_dynamic_cache(untrained, monkeypatch):
+    """Sampled with one seed (rows leaving the batch as they stop): the decode loop's cache as built
+    (its buffers sized for the whole decode), with buffers of 3 positions that must grow, and
+    transformers' ``DynamicCache`` give the same tokens."""
+    model, (loop, _) = untrained
+    params = SamplingParams(n=8, temperature=1.0, top_p=0.95, max_new_tokens=24)
+    build = rollout.decode_cache
+    samples = {}
+    for name, cache in (("preallocated", build), ("growing", lambda m, capacity: build(m, 3)),
+                        ("dynamic", lambda m, capacity: DynamicCache(config=m.config))):
+        monkeypatch.setattr(rollout, "decode_cache", cache)
+        torch.manual_seed(3)
+        samples[name] = [[c.token_ids for c in g] for g in loop.generate(QUESTIONS, params)]
+    assert samples["preallocated"] == samples["dynamic"] == samples["growing"]
+    assert len({len(ids) for g in samples["dynamic"] for ids in g}) > 3  # rows left the batch at different steps
 
 
 def test_the_token_draw_has_the_distribution_of_multinomial_and_never_draws_a_zero_probability_token():
