@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -110,9 +111,11 @@ def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: b
     return {"times": clock.times, "tokens": clock.tokens}
 
 
-def run_trl(args, attn: str = "sdpa") -> dict:
+@contextmanager
+def trl_trainer(args, attn: str = "sdpa", callbacks=()):
+    """TRL's ``GRPOTrainer`` on the same model, prompts, reward and settings as ours (the accuracy
+    reward of the task's verifier; TRL loads its reference model by path when beta > 0)."""
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from r1flow.sampling.verify import is_correct
@@ -123,6 +126,24 @@ def run_trl(args, attn: str = "sdpa") -> dict:
 
     def accuracy(prompts, completions, **_):
         return [1.0 if is_correct(by_prompt[p], c) else 0.0 for p, c in zip(prompts, completions)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(f"{tmp}/init")
+        tok.save_pretrained(f"{tmp}/init")
+        targs = GRPOConfig(
+            output_dir=tmp, use_cpu=True, bf16=False, report_to=[], save_strategy="no", logging_steps=1,
+            max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
+            num_generations=args.group, max_completion_length=args.max_new_tokens, beta=args.beta,
+            temperature=1.0, learning_rate=5e-5, lr_scheduler_type="constant", warmup_steps=0,
+            gradient_accumulation_steps=1, num_iterations=1, dataloader_num_workers=0, seed=0,
+            model_init_kwargs={"attn_implementation": attn, "dtype": torch.float32},
+        )
+        yield GRPOTrainer(model=f"{tmp}/init", reward_funcs=[accuracy], args=targs, train_dataset=ds,
+                          processing_class=tok, callbacks=list(callbacks))
+
+
+def run_trl(args, attn: str = "sdpa") -> dict:
+    from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -138,20 +159,8 @@ def run_trl(args, attn: str = "sdpa") -> dict:
             if logs and "completions/mean_length" in logs:
                 self.tokens.append(logs["completions/mean_length"] * args.prompts * args.group)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(f"{tmp}/init")  # TRL loads its reference model by path when beta > 0
-        tok.save_pretrained(f"{tmp}/init")
-        targs = GRPOConfig(
-            output_dir=tmp, use_cpu=True, bf16=False, report_to=[], save_strategy="no", logging_steps=1,
-            max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
-            num_generations=args.group, max_completion_length=args.max_new_tokens, beta=args.beta,
-            temperature=1.0, learning_rate=5e-5, lr_scheduler_type="constant", warmup_steps=0,
-            gradient_accumulation_steps=1, num_iterations=1, dataloader_num_workers=0, seed=0,
-            model_init_kwargs={"attn_implementation": attn, "dtype": torch.float32},
-        )
-        clock = Clock()
-        trainer = GRPOTrainer(model=f"{tmp}/init", reward_funcs=[accuracy], args=targs, train_dataset=ds,
-                              processing_class=tok, callbacks=[clock])
+    clock = Clock()
+    with trl_trainer(args, attn, [clock]) as trainer:
         trainer.train()
     return {"times": clock.times, "tokens": clock.tokens}
 

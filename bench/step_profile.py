@@ -1,12 +1,12 @@
-"""Where a step's time goes: one GRPO step, one SFT step and one evaluation pass, broken into parts.
+"""Where a step's time goes: a GRPO step (ours and TRL's), an SFT step and an evaluation pass, in parts.
 
-    .venv/bin/python bench/step_profile.py [--grpo-steps 6] [--sft-steps 60] [--eval-prompts 64]
+    .venv/bin/python bench/step_profile.py [--grpo-steps 6] [--sft-steps 60] [--eval-prompts 64] [--no-trl]
 
 The code measured is the stages' own (GRPOModule, CausalLMModule under build_trainer, the evaluate
-stage's evaluate_split), on the tiny model and the settings of bench/grpo_vs_trl.py and
-bench/train_throughput.py. Each part is timed by wrapping the function that does it; "other" is the
-rest of the step (Lightning's loop and hooks, gradient clipping, logging, zero_grad, the LR scheduler,
-data loading).
+stage's evaluate_split) and TRL's GRPOTrainer on the same rollout (its own methods wrapped), on the
+tiny model and the settings of bench/grpo_vs_trl.py and bench/train_throughput.py. Each part is
+timed by wrapping the function that does it; "other" is the rest of the step (Lightning's or the
+Trainer's loop and hooks, gradient clipping, logging, zero_grad, the LR scheduler, data loading).
 Prints seconds per step and the share of each part. Run it alone: two jobs on 2 cores halve each other.
 """
 
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from grpo_vs_trl import add_rollout_args, prompt_of, setup
+from grpo_vs_trl import add_rollout_args, prompt_of, setup, trl_trainer
 from lightning.pytorch.callbacks import Callback
 
 
@@ -122,6 +122,47 @@ def profile_grpo(args) -> None:
           f"<= {args.max_new_tokens} new tokens, beta={args.beta})", dict(p.seconds), clock.total, clock.steps)
 
 
+def profile_trl(args) -> None:
+    """TRL's GRPOTrainer on the same rollout (bench/grpo_vs_trl.py's settings), its parts timed by
+    wrapping its own methods: generation, reward scoring, the log-prob passes outside the loss (the
+    reference model's; π_old is the policy's own, detached, at one iteration per rollout), the loss
+    forward, the backward and the optimizer."""
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    p = Parts()
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.total, self.steps = 0.0, 0
+
+        def on_step_begin(self, a, state, control, **kw):
+            if state.global_step == args.warmup:
+                p.seconds.clear()
+            self.t = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            if state.global_step > args.warmup:
+                self.total += time.perf_counter() - self.t
+                self.steps += 1
+
+    clock = Clock()
+    args.steps = args.grpo_steps
+    loss = "policy forward (log-probs) and loss"
+    with trl_trainer(args, callbacks=[clock]) as trainer, \
+            patched(GRPOTrainer, "_generate_single_turn", p.wrap("generation", GRPOTrainer._generate_single_turn)), \
+            patched(GRPOTrainer, "_calculate_rewards", p.wrap("reward scoring", GRPOTrainer._calculate_rewards)), \
+            patched(GRPOTrainer, "_get_per_token_logps_and_entropies",
+                    p.wrap("reference log-probs", GRPOTrainer._get_per_token_logps_and_entropies,
+                           only_outside=loss)), \
+            patched(GRPOTrainer, "compute_loss", p.wrap(loss, GRPOTrainer.compute_loss)), \
+            patched(torch.optim.AdamW, "step", p.wrap("optimizer", torch.optim.AdamW.step)):
+        trainer.accelerator.backward = p.wrap("backward", trainer.accelerator.backward)
+        trainer.train()
+    table("TRL GRPOTrainer step (the same rollout, transformers' sdpa)", dict(p.seconds), clock.total, clock.steps,
+          other="other (Trainer's loop, tokenising, padding, clipping, logging, data)")
+
+
 def profile_sft(args) -> None:
     from torch.utils.data import DataLoader
 
@@ -187,10 +228,13 @@ def main() -> None:
     add_rollout_args(ap)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--eval-prompts", type=int, default=64)
+    ap.add_argument("--no-trl", action="store_true", help="skip TRL's GRPO step (TRL is the bench extra)")
     args = ap.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     print(f"torch threads {torch.get_num_threads()}")
     profile_grpo(args)
+    if not args.no_trl:
+        profile_trl(args)
     profile_sft(args)
     profile_evaluation(args)
 
