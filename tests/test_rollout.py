@@ -71,6 +71,7 @@ def test_the_preallocated_cache_gives_the_samples_of_transformers_dynamic_cache(
     model, (loop, _) = untrained
     params = SamplingParams(n=8, temperature=1.0, top_p=0.95, max_new_tokens=24)
     build = rollout.decode_cache
+    assert all(isinstance(layer, rollout.PreallocatedLayer) for layer in build(model, 8).layers)
     samples = {}
     for name, cache in (("preallocated", build), ("growing", lambda m, capacity: build(m, 3)),
                         ("dynamic", lambda m, capacity: DynamicCache(config=m.config))):
