@@ -22,7 +22,7 @@ from r1flow.harness.entry import StageContext, stage_main
 from r1flow.harness.files import write_json
 from r1flow.report.claims import Evidence, check_claims, claims_markdown
 from r1flow.report.plots import plot_bars, plot_pass_at_1, plot_pass_at_k, plot_rl_curves
-from r1flow.report.results import common_spec, split_value, table_rows, write_table
+from r1flow.report.results import common_spec, family_table, split_value, table_rows, write_table
 from r1flow.report.seeds import evidence
 
 log = logging.getLogger("r1flow.report")
@@ -76,7 +76,7 @@ def main(ctx: StageContext) -> dict:
     spec = common_spec(rows)
     out = Path(ctx.out_dir)
     table = table_rows(rows)
-    write_table(table, spec, out, stale)
+    write_table(table, spec, out, stale, family_table(rows))
     plot_all(rows, ev, out)
     claims = check_claims(ev)
     (out / "claims.md").write_text(claims_markdown(claims))

@@ -14,7 +14,7 @@ import pytest
 from conftest import snakemake
 
 from r1flow.report.claims import CLAIMS, Evidence, check_claims, claims_markdown, judge_seeds
-from r1flow.report.results import common_spec, markdown_table, stale, table_rows
+from r1flow.report.results import common_spec, family_table, markdown_table, stale, table_rows
 
 SPEC = {"k": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 96, "seed": 0, "verifiers": ["math"]}
 
@@ -105,6 +105,19 @@ def test_results_table_lists_every_checkpoint_with_its_interval():
     assert "| base | chat | 1,000 | 40.0 [38.0, 42.0] |" in md and "| student_small | chat |" in md
     assert "| base_on_r1_zero | r1_zero | 1,000 | 10.0 [8.0, 12.0] |" in md
     assert "k = 8, T = 0.6, top-p = 0.95" in md
+
+
+def test_the_family_table_gives_each_checkpoints_pass_at_1_per_family_with_its_interval():
+    rows = [row("base", 0.4), row("reasoning_rl", 0.6), row("student_small", 0.3)]
+    fam = lambda p1, n: {"pass@1": p1, "pass@1_ci95": [p1 - 0.05, p1 + 0.05], "n_prompts": n}  # noqa: E731
+    rows[0]["metrics"]["splits"]["heldout"]["per_family"] = {"chain_sum": fam(0.5, 70), "basic_arithmetic": fam(0.2, 30)}
+    rows[1]["metrics"]["splits"]["heldout"]["per_family"] = {"chain_sum": fam(0.7, 70), "basic_arithmetic": fam(0.4, 30)}
+    rows[2]["metrics"]["splits"]["heldout"]["per_family"] = {"chain_sum": fam(0.3, 70)}
+    md = family_table(rows)
+    assert "| checkpoint | basic_arithmetic (30 prompts) | chain_sum (70 prompts) |" in md
+    assert "| base | 20.0 ± 5.0 | 50.0 ± 5.0 |" in md and "| reasoning_rl | 40.0 ± 5.0 | 70.0 ± 5.0 |" in md
+    assert "| student_small | – | 30.0 ± 5.0 |" in md
+    assert family_table([row("base", 0.4)]) == ""  # one family (or none): nothing to break down
 
 
 @pytest.mark.parametrize("key, value", [("temperature", 1.0), ("k", 4), ("max_new_tokens", 64)])

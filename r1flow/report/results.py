@@ -141,11 +141,32 @@ def markdown_table(table: list[dict], k: int, spec: dict) -> str:
     return "\n".join(lines)
 
 
-def write_table(table: list[dict], spec: dict, out: Path, stale: list[str] = ()) -> None:
-    """results.md and results.csv; ``stale``: the evaluations left out, named under the table."""
+def family_table(rows: list[dict], split: str = "heldout") -> str:
+    """Each checkpoint's pass@1 on ``split`` by task family, with its 95 % interval's half-width (the
+    evaluation's ``per_family``); empty when the split has fewer than two families."""
+    per = {r["label"]: (r["metrics"]["splits"].get(split) or {}).get("per_family", {}) for r in rows}
+    fams = sorted({f for families in per.values() for f in families})
+    if len(fams) < 2:
+        return ""
+    n = {f: next(families[f]["n_prompts"] for families in per.values() if f in families) for f in fams}
+    name = "Held-out" if split == "heldout" else split.capitalize()
+    lines = [f"## {name} pass@1 by task family [95 % CI half-width]", "",
+             "| checkpoint | " + " | ".join(f"{f} ({n[f]} prompts)" for f in fams) + " |",
+             "|---" * (len(fams) + 1) + "|"]
+    for label, families in per.items():
+        cells = [f"{pct(families[f]['pass@1'])} ± {50 * (families[f]['pass@1_ci95'][1] - families[f]['pass@1_ci95'][0]):.1f}"
+                 if f in families else "–" for f in fams]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_table(table: list[dict], spec: dict, out: Path, stale: list[str] = (), families: str = "") -> None:
+    """results.md (the table, then ``families``: ``family_table``'s) and results.csv; ``stale``: the
+    evaluations left out, named under the table."""
     note = (f"\n\nLeft out, evaluated before their checkpoint was trained again (rerun them): {', '.join(stale)}."
             if stale else "")
-    (out / "results.md").write_text("# Results\n\n" + markdown_table(table, spec["k"], spec) + note + "\n")
+    (out / "results.md").write_text("# Results\n\n" + markdown_table(table, spec["k"], spec) + note + "\n"
+                                    + (f"\n{families}\n" if families else ""))
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
