@@ -115,6 +115,7 @@ def results_section(res: Path) -> str:
     """The run's summary, table and facts; with a ``seeds`` judgement (r1flow/report/seeds.py), the
     other seeds' tables and the claims over every seed, else the claims of this run."""
     table = (res / "report" / "results.md").read_text().split("\n", 2)[2]  # without its title
+    table = re.sub(r"^## ", "### ", table, flags=re.M)  # its sections sit under the README's results section
     parts = [run_summary(res), table.strip(), facts(res)]
     seeds = res / "seeds"
     if (seeds / "claims.md").is_file():
