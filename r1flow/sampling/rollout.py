@@ -80,36 +80,35 @@ class PreallocatedLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
-        self.length = 0
-        self._rebuffer(*(s.new_empty(*s.shape[:2], self.capacity, s.shape[3]) for s in (key_states, value_states)))
+        self._rebuffer(*(s.new_empty(*s.shape[:2], self.capacity, s.shape[3]) for s in (key_states, value_states)), 0)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
+        start = self.get_seq_length()
+        end = start + key_states.shape[-2]
         if end > self.key_buffer.shape[2]:
             grow = max(end, 2 * self.key_buffer.shape[2]) - self.key_buffer.shape[2]
             self._rebuffer(*(torch.cat([b, b.new_empty(*b.shape[:2], grow, b.shape[3])], dim=2)
-                             for b in (self.key_buffer, self.value_buffer)))
-        self.key_buffer[:, :, self.length : end] = key_states
-        self.value_buffer[:, :, self.length : end] = value_states
-        self.length = end
-        self._rebuffer(self.key_buffer, self.value_buffer)
+                             for b in (self.key_buffer, self.value_buffer)), start)
+        self.key_buffer[:, :, start:end] = key_states
+        self.value_buffer[:, :, start:end] = value_states
+        self._rebuffer(self.key_buffer, self.value_buffer, end)
         return self.keys, self.values
 
-    def _rebuffer(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor) -> None:
+    def _rebuffer(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> None:
         """Take these buffers; keys and values are their first ``length`` positions."""
         self.key_buffer, self.value_buffer = key_buffer, value_buffer
-        self.keys, self.values = key_buffer[:, :, : self.length], value_buffer[:, :, : self.length]
+        self.keys, self.values = key_buffer[:, :, :length], value_buffer[:, :, :length]
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
             self._rebuffer(self.key_buffer.repeat_interleave(repeats, dim=0),
-                           self.value_buffer.repeat_interleave(repeats, dim=0))
+                           self.value_buffer.repeat_interleave(repeats, dim=0), self.get_seq_length())
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.is_initialized:
-            self._rebuffer(self.key_buffer[indices], self.value_buffer[indices])
+            self._rebuffer(self.key_buffer[indices], self.value_buffer[indices], self.get_seq_length())
 
     def crop(self, tokens_to_remove: int) -> None:
         raise NotImplementedError("PreallocatedLayer is a decode loop's cache: it is never cropped")
@@ -131,7 +130,7 @@ class HFGenerator:
     """Batched sampling from a transformers model (left padding, ``n`` samples per prompt).
 
     ``drop_finished`` (the default): a decode loop of the model's own forward passes on a
-    ``DynamicCache``. Each prompt is prefilled once and its cache repeated for its ``n`` samples;
+    ``DynamicCache`` written in place (``decode_cache``). Each prompt is prefilled once and its cache repeated for its ``n`` samples;
     when a quarter of the rows have stopped, they leave the batch (``batch_select_indices``), so a
     batch no longer computes every row until its longest sample ends, as ``generate`` does.
     Temperature and top-p are transformers' own logits warpers, tokens drawn by ``sample_tokens``;
