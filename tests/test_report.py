@@ -28,11 +28,14 @@ def row(label, p1, half_width=0.02, hard=0.1, params=1000, wall=10.0, fmt=1.0, t
                         "spec": {**SPEC, "model": f"results/{label}/model", "template": template}}}
 
 
-def rl_history(lengths, pass1, reflective=None, every=20):
+def rl_history(lengths, pass1, reflective=None, every=20, check_lengths=None):
     reflective = reflective or [0.0] * len(lengths)
     hist = [{"step": i + 1, "reward": 0.5, "completions/mean_length": n, "completions/reflective_rate": r}
             for i, (n, r) in enumerate(zip(lengths, reflective))]
-    return hist + [{"step": every * i, "val/pass@1": p} for i, p in enumerate(pass1)]
+    checks = [{"step": every * i, "val/pass@1": p} for i, p in enumerate(pass1)]
+    for check, n in zip(checks, check_lengths or []):
+        check["val/mean_length"] = n
+    return hist + checks
 
 
 def verdicts(by_label, runs, students=("medium", "small")):
@@ -59,6 +62,9 @@ def test_claims_follow_the_numbers():
         ("C2", dict(by_label, r1_zero=row("r1_zero", 0.30, fmt=0.5, template="r1_zero")), runs, "partly"),  # format
         ("C2", dict(by_label, r1_zero=row("r1_zero", 0.08, template="r1_zero")), runs, "not reproduced"),  # overlap
         ("C3", by_label, dict(runs, reasoning_rl=rl_history([24] * 80, [0.1, 0.6])), "partly"),
+        # where a run has validation checks, their lengths judge it, not its rollouts'
+        ("C3", by_label, dict(runs, reasoning_rl=rl_history([20 + i / 8 for i in range(80)], [0.1, 0.4, 0.5, 0.6],
+                                                            check_lengths=[25, 24, 26, 25])), "partly"),
         ("C4", dict(by_label, rl_only_small=row("rl_only_small", 0.30, params=1000)), runs, "partly"),  # +5 points
         ("C5", dict(by_label, r1_zero=row("r1_zero", 0.40, fmt=0.95, template="r1_zero")), runs, "partly"),  # 35 < 2 x 35
         ("C5", by_label, dict(runs, r1_zero=runs["r1_zero"][:40]), "partly"),  # unequal steps: "faster" not judged
@@ -78,7 +84,13 @@ def test_claims_name_their_numbers_and_targets():
         claims["C2"]["evidence"]
     assert "+0.650 points per step" in claims["C5"]["evidence"] and "+0.312 points per step" in claims["C5"]["evidence"]
     assert "training wall time: cold start + reasoning RL 20 s, R1-Zero 10 s" in claims["C5"]["evidence"]
-    assert "r1_zero +25.0 ± 0.0 tokens per 100 steps" in claims["C3"]["evidence"]
+    assert "r1_zero: rollouts +25.0 ± 0.0 tokens per 100 steps" in claims["C3"]["evidence"]
+    runs = dict(runs, reasoning_rl=rl_history([24, 30] * 40, [0.1, 0.3, 0.5, 0.6, 0.6], check_lengths=[20, 21, 23, 22, 24]))
+    claims = {c["claim"][:2]: c for c in check_claims(Evidence(by_label, runs, ["medium", "small"], checks_n=200))}
+    # five checks: the interval is 3.18 standard errors (Student's t, 3 degrees of freedom; 1.96 would say ± 2.5)
+    assert "reasoning_rl: validation checks +4.5 ± 4.0 tokens per 100 steps (20.0 → 24.0 tokens over 5 checks), " \
+           "rollouts +0.3 ± 2.9 tokens per 100 steps" in claims["C3"]["evidence"] and "the same 200 validation prompts" in claims["C3"]["evidence"]
+    assert claims["C3"]["verdict"] == "reproduced"
     text = claims_markdown(list(claims.values()))
     assert "(§4.1, Table 6): Qwen-32B: distilled 72.6" in text and "- target here: distilled ≥ RL-only + 10" in text
     # without the base on R1-Zero's template, C2, C5 and C7 are not judged rather than judged on another template

@@ -11,9 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RL_SERIES = (("reward", "reward (train rollouts)"), ("val/pass@1", "validation pass@1"),
-             ("completions/mean_length", "mean response length (tokens)"),
-             ("completions/reflective_rate", "rollouts that check a step"))
+RL_SERIES = ((("reward",), "reward (train rollouts)"), (("val/pass@1",), "validation pass@1"),
+             (("completions/mean_length", "val/mean_length"), "mean response length (tokens):\nrollouts, validation checks (o)"),
+             (("completions/reflective_rate",), "rollouts that check a step"))
 HELDOUT, HARD = "#4C72B0", "#DD8452"
 
 
@@ -40,15 +40,20 @@ def plot_pass_at_k(panels: dict[str, dict[str, dict[str, float]]], path: Path) -
 
 
 def plot_rl_curves(runs: dict[str, list[dict]], path: Path, title: str | None = None) -> None:
-    """Reward, validation pass@1, response length and the share of rollouts that check a step, over
-    the steps of one or more GRPO runs."""
+    """Reward, validation pass@1, response length (of the rollouts and of the validation checks) and
+    the share of rollouts that check a step, over the steps of one or more GRPO runs; a run keeps
+    its colour across the panels, validation checks are drawn with markers."""
     fig, axes = plt.subplots(1, len(RL_SERIES), figsize=(4.6 * len(RL_SERIES), 3.8))
-    for ax, (key, label) in zip(axes, RL_SERIES):
+    colours = {name: f"C{i}" for i, name in enumerate(runs)}
+    for ax, (keys, label) in zip(axes, RL_SERIES):
         for name, history in runs.items():
-            pts = [(h["step"], h[key]) for h in history if key in h]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o" if key.startswith("val/") else None, lw=1.2, label=name)
+            for key in keys:
+                pts = [(h["step"], h[key]) for h in history if key in h]
+                if pts:
+                    xs, ys = zip(*pts)
+                    check = key.startswith("val/")
+                    ax.plot(xs, ys, marker="o" if check else None, lw=1.6 if check else 1.0, color=colours[name],
+                            alpha=1.0 if check or len(keys) == 1 else 0.45, label=name if key == keys[0] else None)
         ax.set(title=label, xlabel="step")
         ax.grid(alpha=0.3)
     if len(runs) > 1:
