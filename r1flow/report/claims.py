@@ -133,8 +133,9 @@ def r1_zero_learns(ev: Evidence) -> list[tuple[str, str, str]]:
 def length_grows(ev: Evidence) -> list[tuple[str, str, str]]:
     """Judged on the validation checks' mean length: the same prompts and the same sampling noise at
     every check (r1flow/train/grpo_checks.py), so the length moves only with the policy. A rollout's
-    mean length also moves with its step's own prompts (16 of them in the tiny world, whose answers
-    take from 3 to 7 lines): its slope is shown beside, and judges a run without checks."""
+    mean length also moves with its step's own prompts, a few of them on a small run (16 in the tiny
+    world, where the number of terms sets an answer's length): its slope is shown beside, and judges
+    a run without checks."""
     judged, text = {}, []
     for name in ("r1_zero", "reasoning_rl"):
         history = ev.runs.get(name, [])
