@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import torch
+
+from r1flow.config import compose
+from r1flow.harness.entry import StageContext
+from r1flow.harness.files import write_jsonl
+from r1flow.runners.curation import sample_shard
 from r1flow.runners.sft import mix, render_sft_rows
 from r1flow.sampling.curation import (
     FILTERS,
@@ -15,6 +22,7 @@ from r1flow.sampling.curation import (
     sft_row,
 )
 from r1flow.sampling.prompts import render_prompt, think_prefill
+from r1flow.sampling.rollout import Completion
 from r1flow.world.tasks import cot_response, direct_response
 from r1flow.world.tokenizer import build_tokenizer
 
@@ -95,3 +103,40 @@ def test_a_kept_sample_becomes_the_sft_row_the_policy_would_have_written():
     row = render_sft_rows(tok, [sft_row(sample, think_prefill(tok))])[0]
     assert row["prompt"] == render_prompt(tok, ITEM["question"])  # ends with the pre-filled <think>
     assert row["response"] == GOOD + tok.eos_token
+
+
+class DrawRecorder:
+    """A generator that records the uniform draws it makes from torch's generator, one per sample,
+    as a sampler makes its draws (every sample is then dropped: its text is not an answer)."""
+
+    def __init__(self):
+        self.draws: list[torch.Tensor] = []
+
+    def generate(self, prompts, params, desc=""):
+        draws = torch.rand(len(prompts), params.n)
+        self.draws.append(draws)
+        return [[Completion(text=f"{x:.6f}", token_ids=[0], truncated=True) for x in row.tolist()] for row in draws]
+
+
+def test_each_prompt_shard_draws_from_its_own_seed_in_a_job_of_its_own_or_in_one_process(tmp_path):
+    """The DAG samples each prompt shard in a job of its own, started from the stage's seed; by hand
+    (io.part=all) one process samples the shards one after another: the same draws either way, and
+    different ones in each shard."""
+    cfg = compose(["experiment=smoke"])
+    items = [{**ITEM, "id": f"chain_sum-train-{i}"} for i in range(6)]
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / "shards" / f"prompts_00{i}.jsonl")
+        write_jsonl(shards[-1], items[3 * i : 3 * i + 3])
+    tok = build_tokenizer([ITEM["question"]])
+    ctx = StageContext(cfg=cfg, stage="rejection_sampling", out_dir=tmp_path, run=None, config_digest="")
+    jobs, one_process = DrawRecorder(), DrawRecorder()
+    for shard in shards:
+        torch.manual_seed(cfg.seed)  # a job of its own: stage_main seeds it
+        sample_shard(ctx, shard, tmp_path / "jobs" / shard.stem, (tok, jobs))
+    torch.manual_seed(cfg.seed)
+    for shard in shards:
+        sample_shard(ctx, shard, tmp_path / "one" / shard.stem, (tok, one_process))
+    assert all(torch.equal(a, b) for a, b in zip(jobs.draws, one_process.draws))
+    assert not torch.equal(jobs.draws[0], jobs.draws[1])
+    assert json.loads((tmp_path / "jobs" / "prompts_001" / "report.json").read_text())["sampled"] == 3 * cfg.rejection_sampling.n
