@@ -37,7 +37,8 @@ class CurationConfig:
     max_new_tokens: int = knob(96, "Longest completion (a truncated one is dropped).")
     max_per_prompt: int = knob(2, "Samples kept per prompt at most.")
     max_prompts: int = knob(0, "Training prompts sampled (0: all).")
-    shard_size: int = knob(1000, "Prompts per shard: one Snakemake job each (in parallel on a cluster).")
+    shard_size: int = knob(1000, "Prompts per shard: one Snakemake job each (in parallel on a cluster); each shard "
+                           "samples from its own seed, so the size also sets which samples are drawn.")
     min_language: float = knob(1.0, "Filter: share of CoT words in the prompt's script.",
                                paper="drop CoT with mixed languages (§2.3.3)")
     max_paragraph_words: int = knob(120, "Filter: words of the longest paragraph.",
