@@ -13,10 +13,10 @@ code-block and repetitive samples, de-duplicates, and keeps at most ``max_per_pr
 Under Snakemake the work is sharded: ``io.part=shards`` writes ``shards/prompts_<i>.jsonl`` (a
 Snakemake checkpoint: the number of shards follows from the data), ``io.part=sample
 io.shard=<file>`` samples one shard (one job each, in parallel on a cluster), ``io.part=merge``
-curates the union. By hand (``io.part=all``, the default) the three run in one process. Each shard
-draws from its own random stream (``shard_seed``: the stage's seed and the shard's name), so the
-samples are the same whether the shards run as jobs or in one process. The
-shards and merge jobs are light: the sampler's modules (torch, transformers) are imported where a
+curates the union. By hand (``io.part=all``, the default) the three run in one process. Each
+shard draws from its own random stream (``shard_seed``: the run's seed, the stage and the shard's
+name), so the samples are the same whether the shards run as jobs or in one process. The shards
+and merge jobs are light: the sampler's modules (torch, transformers) are imported where a
 model is sampled, not by this module.
 
 Output: ``<out_dir>/reasoning_sft.jsonl`` (chat rows for SFT), ``report.json`` (kept and dropped
@@ -65,9 +65,9 @@ def load_sampler(ctx: StageContext):
     return tok, sampler_of(ctx, cfg[ctx.stage].rollout, tok, progress=True)
 
 
-def shard_seed(seed: int, shard: Path) -> int:
-    """The seed of a shard's sampling: distinct per shard, fixed by the stage's seed and the shard's name."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{shard_name(shard)}".encode()).digest()[:4], "big")
+def shard_seed(seed: int, stage: str, shard: Path) -> int:
+    """The seed of a shard's sampling: distinct per stage and shard, fixed by the run's seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stage}:{shard_name(shard)}".encode()).digest()[:4], "big")
 
 
 def sample_shard(ctx: StageContext, shard: Path, out: Path, sampler=None) -> dict:
@@ -82,7 +82,7 @@ def sample_shard(ctx: StageContext, shard: Path, out: Path, sampler=None) -> dic
     items = read_jsonl(shard, required=ITEM_KEYS)
     tok, generator = sampler or load_sampler(ctx)
     params = SamplingParams(n=rs.n, temperature=rs.temperature, top_p=rs.top_p, max_new_tokens=rs.max_new_tokens)
-    torch.manual_seed(shard_seed(ctx.cfg.seed, shard))  # (vLLM draws its request seeds from this generator too)
+    torch.manual_seed(shard_seed(ctx.cfg.seed, ctx.stage, shard))  # (vLLM draws its request seeds from this generator too)
     groups = generator.generate([item_prompt(tok, it) for it in items], params, desc=f"{section} {shard_name(shard)}")
     samples = [{"item": it, "prompt_content": user_content(it), "response": c.text, "truncated": c.truncated,
                 "length": c.length} for it, grp in zip(items, groups) for c in grp]
