@@ -37,26 +37,18 @@ def worker(args) -> None:
     torch.set_num_threads(2)
     cfg, items, tok, model = setup(args)
     model.config._attn_implementation = "sdpa_gqa" if args.worker == VARIANTS[0] else "sdpa"
-    model.eval()
     prompts = [prompt_of(tok, args, it["question"]) for it in items[: args.prompts]]
-    gen = HFGenerator(model, tok, prompts_per_batch=64, progress=False)
+    # the HF backend's two paths: its decode loop, or transformers' generate (drop_finished off)
+    gen = HFGenerator(model, tok, prompts_per_batch=64, progress=False, drop_finished=args.worker == VARIANTS[0])
     params = SamplingParams(n=args.group, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    kw = dict(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=args.max_new_tokens, num_return_sequences=args.group,
-              pad_token_id=gen.stop_ids[0], eos_token_id=gen.stop_ids)
-    if args.worker == VARIANTS[2]:
+    if args.worker == VARIANTS[2]:  # generate reads both from the model's generation config
         compile_config = CompileConfig(dynamic=False, mode="default", fullgraph=False)
         compile_config._compile_all_devices = True  # transformers' switch to compile on CPU too
-        kw.update(cache_implementation="static", compile_config=compile_config)
+        model.generation_config.cache_implementation = "static"
+        model.generation_config.compile_config = compile_config
 
     def tokens() -> int:
-        if args.worker == VARIANTS[0]:
-            return sum(c.length for group in gen.generate(prompts, params) for c in group)
-        with torch.no_grad():
-            out = model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
-        # each row's tokens up to its first stop id (padding after it is not a sampled token)
-        return sum(next((j + 1 for j, t in enumerate(row) if t in gen.stop_ids), len(row)) for row in out.tolist())
+        return sum(c.length for group in gen.generate(prompts, params) for c in group)
 
     torch.manual_seed(0)
     t0 = time.perf_counter()

@@ -130,9 +130,10 @@ class HFGenerator:
     """Batched sampling from a transformers model (left padding, ``n`` samples per prompt).
 
     ``drop_finished`` (the default): a decode loop of the model's own forward passes on a
-    ``DynamicCache`` written in place (``decode_cache``). Each prompt is prefilled once and its cache repeated for its ``n`` samples;
-    when a quarter of the rows have stopped, they leave the batch (``batch_select_indices``), so a
-    batch no longer computes every row until its longest sample ends, as ``generate`` does.
+    ``DynamicCache`` written in place (``decode_cache``). Each prompt is prefilled once and its
+    cache repeated for its ``n`` samples; when a quarter of the rows have stopped, they leave the
+    batch (``batch_select_indices``), so a batch no longer computes every row until its longest
+    sample ends, as ``generate`` does.
     Temperature and top-p are transformers' own logits warpers, tokens drawn by ``sample_tokens``;
     greedy is argmax. Only the sampling parameters given apply (as in vLLM), not a checkpoint's
     generation defaults. Otherwise: ``model.generate``."""
