@@ -33,14 +33,16 @@ J = Jobs(EXPERIMENT, job_threads=int(config.get("job_threads", 1)), cores=workfl
 # Every stage job runs `python` from this interpreter's directory, first on the jobs' PATH (not its
 # path in the rules' params or commands: reaching the venv by another path changes no job), with its
 # launcher (srun for a multi-process SLURM job), its command (the experiment, its paths and edges),
-# its threads and its log.
+# its threads and its log. The command goes through the run's fork server when it has one (below):
+# `python -m r1flow.harness.forkserver -m stages.NAME ...` is `python -m stages.NAME ...` without
+# the ~7 s of imports; where no server answers, it is exactly that command.
 envvars:
     "PATH",
 
 
 JOB_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
 os.environ["PATH"] = JOB_PATH
-STAGE = "{params.launcher}python {params.cmd} trainer.num_threads={threads} > {log} 2>&1"
+STAGE = "{params.launcher}python -m r1flow.harness.forkserver {params.cmd} trainer.num_threads={threads} > {log} 2>&1"
 ENV = "../envs/r1flow.yaml"
 
 
@@ -71,6 +73,7 @@ def stage_rule(name, doc):
 
 
 STARTED = []  # when this invocation started running jobs
+FORKSERVER = []  # this invocation's fork server, if it started one
 
 
 # The hooks run in the main Snakemake process only (not in a cluster job's), so MLflow is imported
@@ -85,6 +88,13 @@ onstart:
         raise WorkflowError(f"{e}. Point MLFLOW_TRACKING_URI at a server that answers, or unset it to record "
                             "in ./mlflow.db; no job was started.") from None
     os.environ[tracking.PIPELINE_RUN_ENV] = tracking.start_pipeline_run(J.cfg.name)
+    # Local jobs start in a fork of one process that has imported the libraries (r1flow/harness/
+    # forkserver.py); jobs on a cluster's nodes, and runs with --config forkserver=False, start their own.
+    if config.get("forkserver", True) and workflow.local_exec and "SLURM_JOB_ID" not in os.environ:
+        from r1flow.harness import forkserver
+
+        FORKSERVER.append(forkserver.Server(f"{J.res}/logs/forkserver.log"))
+        os.environ[forkserver.ENV] = FORKSERVER[0].socket
 
 
 onsuccess:
@@ -94,6 +104,8 @@ onsuccess:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FINISHED")
     if STARTED:
         J.record_run(STARTED[0])
+    for server in FORKSERVER:
+        server.stop()
 
 
 onerror:
@@ -101,6 +113,8 @@ onerror:
 
     if tracking.PIPELINE_RUN_ENV in os.environ:
         tracking.end_pipeline_run(os.environ[tracking.PIPELINE_RUN_ENV], "FAILED")
+    for server in FORKSERVER:
+        server.stop()
 
 
 stage_rule("data", "Prompts of every split, cold-start and non-reasoning data; the tiny world's tokenizer and corpus.")
