@@ -21,8 +21,10 @@ from r1flow.harness import forkserver
 # A module that reports what its process is, reads its stdin, writes to stderr, and ends as told
 PROBE = textwrap.dedent("""
     import json, os, sys, time
+    with open("/proc/self/cmdline") as f:
+        title = f.read().replace("\\0", " ").strip()
     print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "argv": sys.argv, "probe": os.environ.get("PROBE"),
-                      "stdin": sys.stdin.read()}), flush=True)
+                      "stdin": sys.stdin.read(), "title": title}), flush=True)
     print("to stderr", file=sys.stderr)
     if os.environ.get("PROBE_SLEEP"):
         time.sleep(float(os.environ["PROBE_SLEEP"]))
@@ -68,12 +70,13 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_a_job_through_the_server_has_its_own_arguments_directory_environment_streams_and_status(server, probe_dir):
+def test_a_job_through_the_server_has_its_own_arguments_directory_environment_streams_status_and_title(server,
+                                                                                                       probe_dir):
     proc, report = start(probe_dir, server.socket, stdin="from stdin\n", PROBE="x", PROBE_EXIT="3")
     assert proc.wait(timeout=60) == 3
     assert report["pid"] != proc.pid, "it ran in a fork of the server, not in the client's process"
     assert report == {"pid": report["pid"], "cwd": str(probe_dir), "argv": [str(probe_dir / "fsprobe.py"), "a", "b c"],
-                      "probe": "x", "stdin": "from stdin\n"}
+                      "probe": "x", "stdin": "from stdin\n", "title": "python -m fsprobe a b c"}
     assert proc.stderr.read() == "to stderr\n"
 
 

@@ -40,6 +40,8 @@ import socket
 import struct
 import sys
 
+from setproctitle import setproctitle
+
 ENV = "R1FLOW_FORKSERVER"  # the server's socket, for the jobs (rules/common.smk sets it)
 # What a stage imports that takes time, in the order a stage imports it (tests/test_forkserver.py
 # checks that the stages import nothing more of these packages)
@@ -152,10 +154,11 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix="r1flow-forkserver-")
         self.socket = os.path.join(self.dir, "socket")
         os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
-        with open(log, "w") as out:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(log, "w") as out:  # run from this checkout (the workers import the jobs' own code)
             self.proc = subprocess.Popen([sys.executable, "-m", "r1flow.harness.forkserver", "serve", self.socket],
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # Ctrl-C reaches the jobs, not the server
+                                         cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # Ctrl-C reaches jobs through their clients
         deadline = time.monotonic() + 10  # bound before its imports: jobs started now queue for it
         while not os.path.exists(self.socket) and self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -179,6 +182,7 @@ def serve(path: str) -> None:
     import importlib
     import threading
 
+    setproctitle(f"r1flow forkserver {path}")
     parent = os.getppid()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
@@ -219,6 +223,7 @@ def supervise(conn: socket.socket) -> None:
     if request["interpreter"] != interpreter():
         send(conn, {"declined": f"the job runs {request['interpreter']['executable']}"})
         return
+    setproctitle("r1flow forkserver: supervising " + " ".join(request["argv"][:2]))
     pid = os.fork()
     if pid == 0:
         conn.close()
@@ -240,13 +245,11 @@ def supervise(conn: socket.socket) -> None:
         send(conn, {"status": os.waitstatus_to_exitcode(status)})
 
 
-def work(request: dict, fds: list[int]) -> None:
-    """The job: this process becomes what ``python *argv`` would have been, runs it, and exits."""
-    import atexit
+def become(request: dict, fds: list[int]) -> None:
+    """This process becomes what ``python *argv`` would have been at its start: the job's signals,
+    streams, directory, environment, import path and random seeds."""
     import random
-    import runpy
-    import threading
-    import traceback
+    import tempfile
 
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_DFL)
@@ -257,6 +260,7 @@ def work(request: dict, fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # found again from the job's TMPDIR (Snakemake sets it per job)
     sys.path[:] = request["path"]
     # the streams as an interpreter opens them: stdout line-buffered on a terminal, else in blocks
     # (unbuffered under PYTHONUNBUFFERED); stderr line-buffered
@@ -268,7 +272,18 @@ def work(request: dict, fds: list[int]) -> None:
     random.seed()  # a new interpreter seeds these from the OS; a fork would repeat the server's
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
+
+
+def work(request: dict, fds: list[int]) -> None:
+    """The job: run ``python *argv`` in this process, as it would have run in its own, and exit."""
+    import atexit
+    import runpy
+    import threading
+    import traceback
+
+    become(request, fds)
     argv = request["argv"]
+    setproctitle(" ".join(["python", *argv]))  # what ps, top and pgrep -f show: the job's own command
     status = 0
     try:
         if len(argv) < 2 or argv[0] != "-m":
@@ -277,7 +292,7 @@ def work(request: dict, fds: list[int]) -> None:
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
-            status = e.code or 0
+            status = (e.code or 0) & 0xFF  # as an interpreter exits: sys.exit(-1) is status 255
         else:
             print(e.code, file=sys.stderr)
             status = 1
@@ -295,10 +310,10 @@ def work(request: dict, fds: list[int]) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    if status < 0:
+    if status < 0:  # ended by Ctrl-C: end by SIGINT, as an interpreter does
         signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
-    os._exit(status & 0xFF)
+    os._exit(status)
 
 
 def main() -> None:
