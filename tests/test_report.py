@@ -188,7 +188,7 @@ def test_the_readme_results_are_written_from_a_runs_outputs(smoke_dag, tmp_path)
     assert "| C4 Distillation beats RL on the same small model (student quarter) (§4.1, Table 6:" in block
 
 
-def test_the_run_summary_says_when_the_last_run_found_jobs_up_to_date(tmp_path):
+def test_the_run_summary_says_when_the_last_run_found_jobs_up_to_date_and_the_peak_rss(tmp_path):
     import os
 
     from r1flow.report.readme import run_summary
@@ -208,6 +208,11 @@ def test_the_run_summary_says_when_the_last_run_found_jobs_up_to_date(tmp_path):
     assert text.startswith("the last `snakemake --cores 2` ran 2 of the 3 jobs in **1 min 15 s**")
     assert "not the wall time of a fresh run" in text and "sum to 11 min" in text
     assert "peak RSS of a job 2.0 GB" in text and "the slowest jobs: pretrain 600 s, eval/base 60 s" in text
+    # the stages' own records win: a job run in the fork server leaves Snakemake only its client to measure
+    for name, mb in (("pretrain", 3072.0), ("eval/base", 1024.0)):
+        (res / name).mkdir(parents=True)
+        (res / name / "done.json").write_text(json.dumps({"stage": name, "peak_rss_mb": mb}))
+    assert "peak RSS of a job 3.0 GB" in run_summary(res)
 
 
 def test_the_seeds_target_judges_the_claims_over_every_seed(smoke_dag):

@@ -207,13 +207,25 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         if init and node.init is None and init in {dag.external(s) for s in (None, *cfg.students)}:  # an external base
             run.log_input_model(run.register_external_base(init))
         summary = fn(ctx) or {}
-        run.log_metrics({"stage/wall_s": time.time() - t0})
-    summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), **summary}
+        run.log_metrics({"stage/wall_s": time.time() - t0, "stage/peak_rss_mb": peak_rss_mb()})
+    summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2),
+               "peak_rss_mb": peak_rss_mb(), **summary}
     (out_dir / DONE).unlink(missing_ok=True)
     publish(work, out_dir)
     write_json(out_dir / DONE, summary)
     log.info("%s done in %.1f s -> %s", stage, summary["wall_s"], out_dir)
     return summary
+
+
+def peak_rss_mb() -> float:
+    """The stage's peak resident memory in MB: its process's, or a finished child's (a rank, an
+    engine) if larger. The stage records it itself (done.json, MLflow's ``stage/peak_rss_mb``):
+    Snakemake's benchmark files measure a job's process tree, which holds only the job's client when
+    the job runs in the fork server (r1flow/harness/forkserver.py)."""
+    import resource
+
+    kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return round(kb / 1024, 1)  # Linux counts kilobytes
 
 
 def stage_main(stage: str) -> Callable:
