@@ -110,6 +110,21 @@ def test_a_signal_to_the_client_ends_the_job_and_a_killed_client_takes_its_job_w
     assert not alive(report["pid"])
 
 
+def test_a_server_whose_run_ends_without_stopping_it_exits_and_removes_its_socket(tmp_path):
+    """A Snakemake killed by SIGKILL runs no hook: its server sees its parent gone and cleans up."""
+    code = ("import sys, time; from r1flow.harness import forkserver; "
+            f"print(forkserver.Server({str(tmp_path / 'log')!r}).socket, flush=True); time.sleep(600)")
+    run = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    socket = Path(run.stdout.readline().strip())
+    assert socket.exists()
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 30
+    while socket.parent.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not socket.parent.exists(), "the server removed its socket and directory on its way out"
+
+
 def test_a_stage_through_the_server_writes_the_bytes_it_writes_in_an_interpreter_of_its_own(server, smoke_world,
                                                                                            tmp_path):
     """The cold start's SFT (training: its weights) and an evaluation (sampling at T 0.6: its

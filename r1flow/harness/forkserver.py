@@ -193,21 +193,26 @@ def serve(path: str) -> None:
         raise SystemExit(f"r1flow forkserver: importing {PRELOAD} started threads {threading.enumerate()}; "
                          "not serving (the jobs start interpreters of their own)")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # (to remove the socket below)
     sys.stdout.flush()
     sys.stderr.flush()
     server.settimeout(1.0)
-    while os.getppid() == parent:
-        try:
-            conn, _ = server.accept()
-        except TimeoutError:
-            continue
-        if os.fork() == 0:
-            server.close()
+    try:
+        while os.getppid() == parent:  # the run that started it has ended without stopping it: end
             try:
-                supervise(conn)
-            finally:
-                os._exit(0)
-        conn.close()
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            if os.fork() == 0:
+                server.close()
+                try:
+                    supervise(conn)
+                finally:
+                    os._exit(0)
+            conn.close()
+    finally:  # no stale socket, nor its private directory, is left behind
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
 
 
 def supervise(conn: socket.socket) -> None:
@@ -216,6 +221,7 @@ def supervise(conn: socket.socket) -> None:
     import select
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits for its worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     conn.settimeout(None)
     request, fds = recv(conn, nfds=STDIO)
     if request is None or len(fds) != STDIO:
