@@ -198,7 +198,7 @@ def serve(path: str) -> None:
     sys.stderr.flush()
     server.settimeout(1.0)
     try:
-        while os.getppid() == parent:  # the run that started it has ended without stopping it: end
+        while os.getppid() == parent:  # while its run lives (a run killed without stopping it ends it)
             try:
                 conn, _ = server.accept()
             except TimeoutError:
