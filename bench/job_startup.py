@@ -25,9 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from r1flow.harness import forkserver  # noqa: E402
+from r1flow.harness import forkserver
+from r1flow.harness.code import ROOT
 
 FRESH = {
     "floor: import hydra, mlflow": "import hydra, mlflow",

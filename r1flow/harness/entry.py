@@ -207,9 +207,10 @@ def run_stage(stage: str, cfg: DictConfig, fn: Callable[[StageContext], dict | N
         if init and node.init is None and init in {dag.external(s) for s in (None, *cfg.students)}:  # an external base
             run.log_input_model(run.register_external_base(init))
         summary = fn(ctx) or {}
-        run.log_metrics({"stage/wall_s": time.time() - t0, "stage/peak_rss_mb": peak_rss_mb()})
-    summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2),
-               "peak_rss_mb": peak_rss_mb(), **summary}
+        peak_mb = peak_rss_mb()
+        run.log_metrics({"stage/wall_s": time.time() - t0, "stage/peak_rss_mb": peak_mb})
+    summary = {"stage": stage, "run_id": run.run_id, "wall_s": round(time.time() - t0, 2), "peak_rss_mb": peak_mb,
+               **summary}
     (out_dir / DONE).unlink(missing_ok=True)
     publish(work, out_dir)
     write_json(out_dir / DONE, summary)

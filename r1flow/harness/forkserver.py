@@ -135,10 +135,16 @@ def through(conn: socket.socket, argv: list[str]) -> int | None:
 
 def exit_as(status: int) -> None:
     """Exit with the worker's status; a worker ended by a signal ends this process by it too."""
+    end_by_signal(status)
+    sys.exit(status)
+
+
+def end_by_signal(status: int) -> None:
+    """For a negative status (an exit code's convention for "ended by signal -status"), end this
+    process by that signal, as the process whose status it is ended."""
     if status < 0:
         signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
-    sys.exit(status)
 
 
 # ------------------------------------------------------------------------------------ server
@@ -154,10 +160,11 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix="r1flow-forkserver-")
         self.socket = os.path.join(self.dir, "socket")
         os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from r1flow.harness.code import ROOT
+
         with open(log, "w") as out:  # run from this checkout (the workers import the jobs' own code)
             self.proc = subprocess.Popen([sys.executable, "-m", "r1flow.harness.forkserver", "serve", self.socket],
-                                         cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)  # Ctrl-C reaches jobs through their clients
         deadline = time.monotonic() + 10  # bound before its imports: jobs started now queue for it
         while not os.path.exists(self.socket) and self.proc.poll() is None and time.monotonic() < deadline:
@@ -316,9 +323,7 @@ def work(request: dict, fds: list[int]) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    if status < 0:  # ended by Ctrl-C: end by SIGINT, as an interpreter does
-        signal.signal(-status, signal.SIG_DFL)
-        os.kill(os.getpid(), -status)
+    end_by_signal(status)  # ended by Ctrl-C: end by SIGINT, as an interpreter does
     os._exit(status)
 
 
