@@ -106,3 +106,30 @@ def test_the_token_draw_has_the_distribution_of_multinomial_and_never_draws_a_ze
             f = torch.cat([f[common], f[~common].sum(0, keepdim=True)])
             assert ((f - bins).abs() <= 5 * se).all(), (row, ((f - bins).abs() / se).max())
         assert (torch.bincount(ours[row], minlength=V)[p == 0] == 0).all()
+
+
+def test_the_top_p_warper_equals_transformers_bit_for_bit(monkeypatch):
+    """TopPWarper against transformers' TopPLogitsWarper on the same logits: rows of the tiny
+    vocabulary's width at the temperatures and p the stages sample with, float32 and float64; rows
+    with -inf (another warper's cuts); a row of equal logits and a row whose boundary falls inside a
+    run of equal logits (transformers' path for that row); min_tokens_to_keep above 1. The outputs
+    are equal tensors, and the fast path (no torch.sort) served every row without such a tie."""
+    torch.manual_seed(0)
+    V = 1056
+    logits = torch.randn(64, V) * torch.linspace(0.5, 8, 64)[:, None]  # flat to peaked rows
+    logits[3, :100] = -float("inf")
+    logits[5] = 0.0  # uniform: the boundary cuts through equal logits
+    logits[6, :] = -20.0
+    logits[6, :10] = torch.linspace(5, 0, 10)  # 1,046 equal tail logits, some removed, some kept at p 0.999999
+    sorts = []
+    real_sort = torch.sort
+    monkeypatch.setattr(torch, "sort", lambda *a, **k: sorts.append(a[0].shape[0]) or real_sort(*a, **k))
+    for dtype in (torch.float32, torch.float64):
+        for temperature, p, keep in ((0.6, 0.95, 1), (1.0, 0.9, 1), (1.0, 0.999999, 1), (0.6, 0.5, 5)):
+            scores = (logits / temperature).to(dtype)
+            expected = rollout.TopPLogitsWarper(p, min_tokens_to_keep=keep)(None, scores)
+            sorts.clear()
+            got = rollout.TopPWarper(p, min_tokens_to_keep=keep)(None, scores)
+            assert torch.equal(got, expected), (dtype, temperature, p)
+            assert sum(sorts) <= 2, sorts  # only the tied rows took transformers' sort
+            assert (got == -float("inf")).any(dim=1).float().mean() > 0.5  # the warper did cut
