@@ -167,8 +167,8 @@ class HFGenerator:
     batch (``batch_select_indices``), so a batch no longer computes every row until its longest
     sample ends, as ``generate`` does.
     Temperature is transformers' logits warper, top-p ``TopPWarper`` (transformers' output, faster),
-    tokens drawn by ``sample_tokens``; greedy is argmax. Only the sampling parameters given apply (as in vLLM), not a checkpoint's
-    generation defaults. Otherwise: ``model.generate``."""
+    tokens drawn by ``sample_tokens``; greedy is argmax. Only the sampling parameters given apply (as
+    in vLLM), not a checkpoint's generation defaults. Otherwise: ``model.generate``."""
 
     def __init__(self, model, tokenizer, prompts_per_batch: int = 64, progress: bool = True,
                  drop_finished: bool = True):
