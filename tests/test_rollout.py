@@ -111,17 +111,17 @@ def test_the_token_draw_has_the_distribution_of_multinomial_and_never_draws_a_ze
 def test_the_top_p_warper_equals_transformers_bit_for_bit(monkeypatch):
     """TopPWarper against transformers' TopPLogitsWarper on the same logits: rows of the tiny
     vocabulary's width at the temperatures and p the stages sample with, float32 and float64; rows
-    with -inf (another warper's cuts); a row of equal logits and a row whose boundary falls inside a
-    run of equal logits (transformers' path for that row); min_tokens_to_keep above 1. The outputs
-    are equal tensors, and the fast path (no torch.sort) served every row without such a tie."""
+    with -inf (another warper's cuts); a row of equal logits, and one whose ten most likely tokens
+    are equal, where the boundary falls among equal logits (transformers' path for those rows);
+    min_tokens_to_keep above 1. The outputs are equal tensors, and the fast path (no torch.sort)
+    served every row without such a tie."""
     torch.manual_seed(0)
     V = 1056
     logits = torch.randn(64, V) * torch.linspace(0.5, 8, 64)[:, None]  # flat to peaked rows
     logits[3, :100] = -float("inf")
     logits[5] = 0.0  # uniform: the boundary cuts through equal logits
-    logits[6, :] = -20.0
-    logits[6, :10] = torch.linspace(5, 0, 10)  # 1,046 equal tail logits, some removed, some kept at p 0.999999
-    sorts = []
+    logits[6, :10] = 8.0  # ten equal most likely tokens, 0.93 of the mass: at p 0.5 some go, some stay
+    sorts, fallbacks = [], 0
     real_sort = torch.sort
     monkeypatch.setattr(torch, "sort", lambda *a, **k: sorts.append(a[0].shape[0]) or real_sort(*a, **k))
     for dtype in (torch.float32, torch.float64):
@@ -133,3 +133,5 @@ def test_the_top_p_warper_equals_transformers_bit_for_bit(monkeypatch):
             assert torch.equal(got, expected), (dtype, temperature, p)
             assert sum(sorts) <= 2, sorts  # only the tied rows took transformers' sort
             assert (got == -float("inf")).any(dim=1).float().mean() > 0.5  # the warper did cut
+            fallbacks += sum(sorts)
+    assert fallbacks == 8  # the tied rows took it: the uniform row at three p, the ten-equal row at p 0.5
