@@ -1,0 +1,116 @@
+"""How the tiny world's checkpoints read their questions, by the number of terms of the question's
+expression: the share of responses whose reasoning starts by copying the expression ("copied"), and
+pass@1. Every worked answer of the world starts with that copy, and at 1 M parameters reading a 4- or
+5-term expression out of a question is the skill that decides most answers (docs/tiny_world.md).
+
+    python -m r1flow.world.reading results/tiny results/tiny-seed1 [--labels base_on_r1_zero,r1_zero]
+    python -m r1flow.world.reading --probe results/tiny/pretrain/model --data results/tiny/data
+
+The first form reads the evaluations of runs (their ``samples.jsonl``, held-out split); the second
+samples a checkpoint greedily on the validation prompts (``--template``: R1-Zero's by default, the
+one a base is prompted with), the split on which the world is tuned. Rows whose item states no
+expression (the general tasks) are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+from r1flow.harness.files import read_jsonl
+
+LABELS = ("base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
+          "student_medium", "student_small")
+
+
+def copies(response: str, expression: str) -> bool:
+    """Whether the reasoning's first non-empty line is the expression, as the world's traces start."""
+    lines = [line.strip() for line in response.split("</think>")[0].splitlines() if line.strip()]
+    return bool(lines) and lines[0] == f"{expression} ="
+
+
+def by_terms(rows: list[dict], items: dict[str, dict]) -> dict[int, dict[str, float]]:
+    """Per number of terms: prompts, the share of responses that copy the expression, and pass@1
+    (the mean over responses: every prompt has the same number of samples). ``rows``: graded samples
+    (``id``, ``response``, ``correct``); ``items``: the split's rows by id."""
+    seen: dict[int, set] = defaultdict(set)
+    copied: dict[int, list[bool]] = defaultdict(list)
+    right: dict[int, list[bool]] = defaultdict(list)
+    for row in rows:
+        meta = items[row["id"]].get("metadata", {})
+        if "expression" not in meta or "num_terms" not in meta:
+            continue
+        terms = int(meta["num_terms"])
+        seen[terms].add(row["id"])
+        copied[terms].append(copies(row["response"], meta["expression"]))
+        right[terms].append(bool(row["correct"]))
+    return {t: {"prompts": len(seen[t]), "copied": sum(copied[t]) / len(copied[t]),
+                "pass@1": sum(right[t]) / len(right[t])} for t in sorted(seen)}
+
+
+def evaluation(run_dir: Path, label: str, split: str = "heldout") -> dict[int, dict[str, float]] | None:
+    """``by_terms`` of one evaluation of a run (None: the run has no such evaluation)."""
+    samples = run_dir / "eval" / label / "samples.jsonl"
+    if not samples.is_file():
+        return None
+    items = {it["id"]: it for it in read_jsonl(run_dir / "data" / f"{split}.jsonl")}
+    return by_terms([r for r in read_jsonl(samples) if r["split"] == split], items)
+
+
+def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_tokens: int = 96,
+          threads: int = 2) -> dict[int, dict[str, float]]:
+    """``by_terms`` of greedy responses of ``checkpoint`` to the validation prompts."""
+    import torch
+
+    from r1flow.config.base import ModelConfig
+    from r1flow.harness.models import load_model, load_tokenizer
+    from r1flow.sampling.evaluation import grade
+    from r1flow.sampling.prompts import item_prompt
+    from r1flow.sampling.rollout import HFGenerator, SamplingParams
+
+    torch.set_num_threads(threads)
+    tok, model = load_tokenizer(checkpoint), load_model(checkpoint, ModelConfig())
+    items = read_jsonl(data_dir / "validation.jsonl")
+    prompts = [item_prompt(tok, it, template) for it in items]
+    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    completions = HFGenerator(model, tok, progress=False).generate(prompts, params)
+    rows = [{"id": it["id"], "response": cs[0].text, "correct": grade(it, cs)["correct"][0]}
+            for it, cs in zip(items, completions)]
+    return by_terms(rows, {it["id"]: it for it in items})
+
+
+def table(results: dict[str, dict[int, dict[str, float]]]) -> str:
+    """A markdown table: one row per name, copied and pass@1 (%) per number of terms."""
+    terms = sorted({t for r in results.values() for t in r})
+    head = ["| | " + " | ".join(f"copied: {t} terms" for t in terms) + " | "
+            + " | ".join(f"pass@1: {t} terms" for t in terms) + " |",
+            "|---|" + "---|" * (2 * len(terms))]
+    cell = lambda r, t, k: f"{100 * r[t][k]:.1f} %" if t in r else "—"  # noqa: E731
+    return "\n".join(head + [f"| {name} | " + " | ".join(cell(r, t, "copied") for t in terms) + " | "
+                             + " | ".join(cell(r, t, "pass@1") for t in terms) + " |" for name, r in results.items()])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="*", type=Path, help="results directories of runs (results/tiny ...)")
+    ap.add_argument("--labels", default=",".join(LABELS), help="evaluations to read, comma-separated")
+    ap.add_argument("--probe", nargs="+", default=[], help="checkpoints to sample greedily on validation")
+    ap.add_argument("--data", type=Path, help="the data directory of --probe (its validation.jsonl)")
+    ap.add_argument("--template", default="r1_zero", choices=("r1_zero", "chat"), help="--probe's prompt template")
+    args = ap.parse_args(argv)
+    if args.probe and args.data is None:
+        ap.error("--probe needs --data")
+    results = {}
+    for label in args.labels.split(","):
+        for run in args.runs:
+            r = evaluation(run, label)
+            if r is not None:
+                results[f"{label} ({run.name})"] = r
+    for checkpoint in args.probe:
+        results[checkpoint] = probe(checkpoint, args.data, args.template)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
