@@ -69,12 +69,16 @@ def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_to
     from r1flow.sampling.prompts import item_prompt
     from r1flow.sampling.rollout import HFGenerator, SamplingParams
 
-    torch.set_num_threads(threads)
     tok, model = load_tokenizer(checkpoint), load_model(checkpoint, ModelConfig())
     items = read_jsonl(data_dir / "validation.jsonl")
     prompts = [item_prompt(tok, it, template) for it in items]
     params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)
-    completions = HFGenerator(model, tok, progress=False).generate(prompts, params)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        completions = HFGenerator(model, tok, progress=False).generate(prompts, params)
+    finally:
+        torch.set_num_threads(before)
     rows = [{"id": it["id"], "response": cs[0].text, "correct": grade(it, cs)["correct"][0]}
             for it, cs in zip(items, completions)]
     return by_terms(rows, {it["id"]: it for it in items})
