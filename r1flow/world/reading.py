@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 from r1flow.harness.files import read_jsonl
@@ -54,8 +55,13 @@ def evaluation(run_dir: Path, label: str, split: str = "heldout") -> dict[int, d
     samples = run_dir / "eval" / label / "samples.jsonl"
     if not samples.is_file():
         return None
-    items = {it["id"]: it for it in read_jsonl(run_dir / "data" / f"{split}.jsonl")}
-    return by_terms([r for r in read_jsonl(samples) if r["split"] == split], items)
+    return by_terms([r for r in read_jsonl(samples) if r["split"] == split], split_items(run_dir, split))
+
+
+@cache
+def split_items(run_dir: Path, split: str) -> dict[str, dict]:
+    """A run's split by item id (read once for all of its evaluations)."""
+    return {it["id"]: it for it in read_jsonl(run_dir / "data" / f"{split}.jsonl")}
 
 
 def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_tokens: int = 96,
@@ -65,7 +71,7 @@ def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_to
 
     from r1flow.config.base import ModelConfig
     from r1flow.harness.models import load_model, load_tokenizer
-    from r1flow.sampling.evaluation import grade
+    from r1flow.sampling.evaluation import evaluate_split
     from r1flow.sampling.prompts import item_prompt
     from r1flow.sampling.rollout import HFGenerator, SamplingParams
 
@@ -75,12 +81,10 @@ def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_to
     params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    try:
-        completions = HFGenerator(model, tok, progress=False).generate(prompts, params)
+    try:  # the evaluate stage's sampling and grading
+        _, rows = evaluate_split(HFGenerator(model, tok, progress=False), items, prompts, params)
     finally:
         torch.set_num_threads(before)
-    rows = [{"id": it["id"], "response": cs[0].text, "correct": grade(it, cs)["correct"][0]}
-            for it, cs in zip(items, completions)]
     return by_terms(rows, {it["id"]: it for it in items})
 
 
