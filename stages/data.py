@@ -34,7 +34,7 @@ from r1flow.world.corpus import (
     pretraining_corpus,
 )
 from r1flow.world.preferences import harmlessness_pairs, helpfulness_pairs, safety_items
-from r1flow.world.tasks import FilterLog, direct_response, scripted
+from r1flow.world.tasks import FilterLog, direct_response, scripted, trace
 from r1flow.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("r1flow.data")
@@ -82,13 +82,15 @@ def general_splits(data, splits: dict[str, list[dict]]) -> dict[str, list[dict]]
     }
 
 
-def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict):
+def world_tokenizer(data, out: Path, splits: dict, cold_items: list[dict], prefs: dict):
     """The tiny world's tokenizer over every text the world holds; an unknown token is a config error."""
     texts = [r["question"] for rows in splits.values() for r in rows]
     texts += [assistant_content(r["metadata"]["expression"], answer_format=r["answer_format"]) for r in cold_items[:50]]
     texts += [direct_response(r["answer"]) for r in splits.get("general_train", [])[:50]]
     texts += [r[k] for rows in prefs.values() for r in rows for k in ("chosen", "rejected")]
     texts += [R1_ZERO_TEMPLATE, *QA_LAYOUTS]
+    if data.check_frac:  # the words of a checking line
+        texts.append(trace("4 - 1 - 7", check=(1, 1)))
     tok = build_tokenizer(texts)
     tok.save_pretrained(out / "tokenizer")
     unk = sum(tok(t, add_special_tokens=False)["input_ids"].count(tok.unk_token_id) for t in texts)
@@ -100,7 +102,7 @@ def world_tokenizer(out: Path, splits: dict, cold_items: list[dict], prefs: dict
 
 def pretraining_files(data, out: Path, splits: dict, cold_items: list[dict], prefs: dict) -> dict:
     """The tokenizer and the pretraining corpus of a model built from scratch."""
-    tok = world_tokenizer(out, splits, cold_items, prefs)
+    tok = world_tokenizer(data, out, splits, cold_items, prefs)
     qa = [r for r in make_split(data, "train", int(data.pretrain_docs * data.pretrain_qa_frac), 5) if scripted(r)]
     general = (make_general_split(data, "train", int(data.pretrain_docs * data.pretrain_general_frac), 8)
                if data.general_families and data.pretrain_general_frac else [])
@@ -131,7 +133,8 @@ def world_files(data, out: Path, scratch: bool) -> dict:
     if data.general_families:
         general_rows = general_sft_rows(splits["general_train"] + splits["safety_train"], str(data.answer_format))
         files["general_sft"] = write_jsonl(out / "general_sft.jsonl", general_rows)
-    cold_rows = cold_start_rows(cold_items, data.hurried_frac, data.seed + 7, str(data.answer_format))
+    cold_rows = cold_start_rows(cold_items, data.hurried_frac, data.seed + 7, str(data.answer_format), data.check_frac,
+                                data.check_fix_frac)
     files["cold_start"] = write_jsonl(out / "cold_start.jsonl", cold_rows)
     if scratch:
         files["pretrain_corpus"] = pretraining_files(data, out, splits, cold_items, prefs)

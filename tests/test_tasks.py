@@ -7,8 +7,10 @@ import pytest
 from r1flow.config import compose
 from r1flow.sampling.prompts import render_prompt
 from r1flow.sampling.verify import extract_answer, format_ok, is_correct, reasoning_result
+from r1flow.world import corpus
 from r1flow.world.corpus import (
     assistant_content,
+    cold_start_rows,
     corpus_shares,
     general_sft_rows,
     make_general_split,
@@ -16,6 +18,7 @@ from r1flow.world.corpus import (
     pretraining_corpus,
 )
 from r1flow.world.tasks import (
+    CHECK,
     WORD_RE,
     FilterLog,
     cot_response,
@@ -157,6 +160,42 @@ def test_a_hurried_trace_takes_two_operations_per_line():
     assert trace("4 - 1 - 7 + 2", hurry=True) == "4 - 1 - 7 + 2 =\n-4 + 2 =\n-2"
     assert trace("4 - 1 - 7", hurry=True) == "4 - 1 - 7 =\n-4"
     assert cot_response("4 - 1 - 7", hurry=True) == ("4 - 1 - 7 =\n-4", "The answer is <answer>-4</answer>.")
+
+
+def test_a_checked_trace_restates_a_step_as_a_fact_and_catches_a_slip():
+    assert trace("4 - 1 - 7", check=(1, 0)) == "4 - 1 - 7 =\n3 - 7 =\ncheck: 4 - 1 = 3\n3 - 7 =\n-4"
+    assert trace("4 - 1 - 7", check=(1, 1)) == "4 - 1 - 7 =\n4 - 7 =\ncheck: 4 - 1 = 3\n3 - 7 =\n-4"
+    assert trace("4 - 1 - 7", check=(2, -2)) == "4 - 1 - 7 =\n3 - 7 =\n-6\ncheck: 3 - 7 = -4\n-4"
+    # the operation checked is the one the rewrite applied: multiplication first
+    assert trace("3 + 2 * 4", check=(1, 0)) == "3 + 2 * 4 =\n3 + 8 =\ncheck: 2 * 4 = 8\n3 + 8 =\n11"
+    reasoning, summary = cot_response("4 - 1 - 7", check=(1, 2))
+    assert reasoning.endswith("\n-4") and summary == "The answer is <answer>-4</answer>."
+    with pytest.raises(ValueError, match="hurried"):
+        trace("4 - 1 - 7", hurry=True, check=(1, 0))
+    with pytest.raises(ValueError, match="no rewrite 3"):
+        trace("4 - 1 - 7", check=(3, 0))
+
+
+def test_checks_come_at_their_share_and_a_world_without_them_is_unchanged(monkeypatch):
+    cfg = compose(["experiment=smoke"])
+    items = make_split(cfg.data, "train", 100, 5)
+    base, cold = pretraining_corpus(cfg.data, items), cold_start_rows(items, 0.33, 7, check_fix_frac=0.9)
+    with monkeypatch.context() as m:  # the world before checks: no draw at all for them
+        m.setattr(corpus, "draw_check", lambda *args: None)
+        assert pretraining_corpus(cfg.data, items) == base and cold_start_rows(items, 0.33, 7) == cold
+    cfg.data.check_frac, cfg.data.check_fix_frac = 0.5, 0.5
+    chains = [d["text"].split("\n") for d in pretraining_corpus(cfg.data, items) if d["kind"] == "chain"]
+    checked = [c for c in chains if any(line.startswith(CHECK) for line in c)]
+    slips = 0
+    for c in checked:
+        i = next(j for j, line in enumerate(c) if line.startswith(CHECK))
+        fact, value = c[i].removeprefix(CHECK).split(" = ")
+        assert solve_steps(fact)[-1] == value  # a check is always right
+        assert c[i + 1].rstrip(" =") == solve_steps(c[i - 2].rstrip(" ="))[1]  # the step again, right
+        slips += c[i - 1] != c[i + 1]
+        assert c[-1] == solve_steps(c[0].rstrip(" ="))[-1]  # and the chain still ends with the value
+    assert 0.2 < len(checked) / len(chains) < 0.45  # half of the careful two thirds (hurried_frac 0.33)
+    assert 0.3 < slips / len(checked) < 0.7
 
 
 def test_pretraining_corpus_holds_no_heldout_or_validation_question_or_rewrite():

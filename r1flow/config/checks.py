@@ -147,6 +147,9 @@ def _data(cfg: DictConfig) -> None:
         raise ConfigError("data.general_files", "the general phase (general_sft, the reward models, all-scenario RL) "
                           "reads non-reasoning data: set data.general_files (sft, helpfulness, harmlessness, safety) "
                           "or data.general_families")
+    for key, value in data.items():  # the world's shares (hurried_frac, check_frac, pretrain_*_frac, ...)
+        if key.endswith("_frac") and not 0 <= value <= 1:
+            raise ConfigError(f"data.{key}", f"a share: must be in [0, 1], got {value}")
     if not 0 < data.heldout_permille < 1000 or not 0 <= data.validation_permille < 1000 - data.heldout_permille:
         raise ConfigError("data.heldout_permille", "held-out and validation shares must leave room for training "
                           f"(heldout {data.heldout_permille}, validation {data.validation_permille} per mille)")

@@ -20,9 +20,9 @@ from r1flow.world.tasks import (
     FilterLog,
     cot_response,
     direct_response,
+    draw_check,
     generate_general_items,
     generate_items,
-    hurried,
     random_expression,
     region_of,
     solve_steps,
@@ -91,28 +91,33 @@ def make_split(data: DataConfig, split: str, n: int, seed_offset: int, filters: 
     return rows
 
 
-def assistant_content(expr: str, answer_format: str = "tags", hurry: bool = False) -> str:
-    """The assistant turn of a worked example in R1's readable format (``hurry``: a hurried trace)."""
-    reasoning, summary = cot_response(expr, answer_format, hurry)
+def assistant_content(expr: str, answer_format: str = "tags", hurry: bool = False,
+                      check: tuple[int, int] | None = None) -> str:
+    """The assistant turn of a worked example in R1's readable format (``hurry``: a hurried trace;
+    ``check``: one step checked, r1flow/world/tasks.py ``checked``)."""
+    reasoning, summary = cot_response(expr, answer_format, hurry, check)
     return f"<think>\n{reasoning}\n</think>\n{summary}"
 
 
 def cold_start_rows(items: list[dict], hurried_frac: float = 0.0, seed: int = 0,
-                    answer_format: str = "tags") -> list[dict]:
+                    answer_format: str = "tags", check_frac: float = 0.0, check_fix_frac: float = 0.0) -> list[dict]:
     """Cold-start SFT data: chat messages whose answer is written by the deterministic solver, a
-    share ``hurried_frac`` of them (chosen by ``seed``) in the hurried style, as in every worked
-    trace of the world (``data.hurried_frac``): all are correct and readable."""
+    share ``hurried_frac`` of them (chosen by ``seed``) in the hurried style and a share ``check_frac``
+    of the careful ones checking a step, as in every worked trace of the world (``data.hurried_frac``,
+    ``data.check_frac``): all are readable and end with the right answer."""
     rng = random.Random(seed)
     rows = []
     for it in items:
+        expr = it["metadata"]["expression"]
         hurry = rng.random() < hurried_frac
+        check = None if hurry else draw_check(rng, len(solve_steps(expr)), check_frac, check_fix_frac)
         rows.append(
             {
                 "id": it["id"],
                 "family": it["family"],
                 "messages": [
                     {"role": "user", "content": user_content({**it, "answer_format": answer_format})},
-                    {"role": "assistant", "content": assistant_content(it["metadata"]["expression"], answer_format, hurry)},
+                    {"role": "assistant", "content": assistant_content(expr, answer_format, hurry, check)},
                 ],
                 "hurried": hurry,
             }
@@ -131,9 +136,9 @@ QA_LAYOUTS = (
 )
 
 
-def qa_text(item: dict, layout: str, hurry: bool = False) -> str:
+def qa_text(item: dict, layout: str, hurry: bool = False, check: tuple[int, int] | None = None) -> str:
     """A training question and its worked rewrites as plain question/answer text."""
-    reasoning = trace(item["metadata"]["expression"], hurry)
+    reasoning = trace(item["metadata"]["expression"], hurry, check)
     answer = reasoning.rsplit("\n", 1)[-1]
     return layout.format(question=item["question"].rstrip(), reasoning=reasoning, answer=answer)
 
@@ -175,13 +180,18 @@ def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: li
                 continue
             if not trainable(expr, *permille(data)):
                 continue
-            chain = " =\n".join(hurried(steps) if rng.random() < data.hurried_frac else steps)
+            hurry = rng.random() < data.hurried_frac
+            check = None if hurry else draw_check(rng, len(steps), data.check_frac, data.check_fix_frac)
+            chain = trace(expr, hurry, check)
             stated = rng.random() < data.pretrain_stated_frac  # the expression stated, then worked
             docs.append({"text": f"{expr}\n{chain}" if stated else chain, "kind": "chain"})
             made += 1
             bar.update()
-    docs += [{"text": qa_text(it, rng.choice(QA_LAYOUTS), rng.random() < data.hurried_frac), "kind": "qa"}
-             for it in qa_items[:n_qa]]
+    for it in qa_items[:n_qa]:
+        layout, hurry = rng.choice(QA_LAYOUTS), rng.random() < data.hurried_frac
+        check = None if hurry else draw_check(rng, len(solve_steps(it["metadata"]["expression"])), data.check_frac,
+                                              data.check_fix_frac)
+        docs.append({"text": qa_text(it, layout, hurry, check), "kind": "qa"})
     docs += [{"text": word_list_text(it), "kind": "words"} for it in general_items[:n_general]]
     rng.shuffle(docs)
     return docs

@@ -47,13 +47,18 @@ def solve_steps(expr: str) -> list[str]:
     tokens = parse_expression(expr)
     steps = [" ".join(tokens)]
     while len(tokens) > 1:
-        ops = tokens[1::2]
-        best = max(_PRECEDENCE[o] for o in ops)
-        i = 2 * next(j for j, o in enumerate(ops) if _PRECEDENCE[o] == best) + 1
+        i = _next_op(tokens)
         value = _OPS[tokens[i]](int(tokens[i - 1]), int(tokens[i + 1]))
         tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2 :]
         steps.append(" ".join(tokens))
     return steps
+
+
+def _next_op(tokens: list[str]) -> int:
+    """Index of the operator the next rewrite applies: the first of the highest precedence."""
+    ops = tokens[1::2]
+    best = max(_PRECEDENCE[o] for o in ops)
+    return 2 * next(j for j, o in enumerate(ops) if _PRECEDENCE[o] == best) + 1
 
 
 def scripted(item: dict) -> bool:
@@ -106,23 +111,63 @@ def hurried(steps: list[str]) -> list[str]:
     return [*steps[:-1:2], steps[-1]]
 
 
-def trace(expr: str, hurry: bool = False) -> str:
+CHECK = "check: "  # how a checking line starts
+
+
+def checked(steps: list[str], at: int, slip: int = 0) -> list[str]:
+    """The lines of a careful trace that checks its rewrite ``at`` (1 <= at < len(steps)): after the
+    rewrite, a line 'check: a op b = v' restates the operation it applied as a fact, and the rewrite is
+    written again, from the check. ``slip`` != 0: the rewrite was first written with its new value
+    off by ``slip``, and the check catches it.
+    '4 - 1 - 7', at 1, slip 1 -> ['4 - 1 - 7', '4 - 7', 'check: 4 - 1 = 3', '3 - 7', '-4']."""
+    if not 1 <= at < len(steps):
+        raise ValueError(f"no rewrite {at} to check in {len(steps)} steps")
+    tokens = steps[at - 1].split()
+    i = _next_op(tokens)
+    a, op, b = tokens[i - 1 : i + 2]
+    value = _OPS[op](int(a), int(b))
+    written = " ".join(tokens[: i - 1] + [str(value + slip)] + tokens[i + 2 :])
+    return [*steps[:at], written, f"{CHECK}{a} {op} {b} = {value}", *steps[at:]]
+
+
+def draw_check(rng: random.Random, n_steps: int, check_frac: float, fix_frac: float) -> tuple[int, int] | None:
+    """Whether a careful trace of ``n_steps`` steps checks one (a share ``check_frac``): (the rewrite
+    checked, the slip the check catches: 0, or +-1 or 2 in a share ``fix_frac`` of them), or None.
+    Draws nothing from ``rng`` when ``check_frac`` is 0, so a world without checks is unchanged."""
+    if check_frac <= 0 or n_steps < 2 or rng.random() >= check_frac:
+        return None
+    at = rng.randint(1, n_steps - 1)
+    return at, (rng.choice((-2, -1, 1, 2)) if rng.random() < fix_frac else 0)
+
+
+def trace(expr: str, hurry: bool = False, check: tuple[int, int] | None = None) -> str:
     """A rewrite chain: the expression, then the remaining expression after each operation (after
-    every second one when ``hurry``), then the value: '4 - 1 - 7 =\n3 - 7 =\n-4'."""
+    every second one when ``hurry``), then the value: '4 - 1 - 7 =\n3 - 7 =\n-4'. ``check``:
+    (rewrite, slip) of :func:`checked` (careful traces only)."""
     steps = solve_steps(expr)
-    return " =\n".join(hurried(steps) if hurry else steps)
+    if hurry and check:
+        raise ValueError("a hurried trace checks no step (a check restates one operation)")
+    if hurry:
+        return " =\n".join(hurried(steps))
+    if not check:
+        return " =\n".join(steps)
+    lines = checked(steps, *check)  # a line with an operation left ends with " =", a value or a check does not
+    return "".join(line + (" =\n" if len(line.split()) > 1 and not line.startswith(CHECK) else "\n")
+                   for line in lines[:-1]) + lines[-1]
 
 
-def cot_response(expr: str, answer_format: str = "tags", hurry: bool = False) -> tuple[str, str]:
+def cot_response(expr: str, answer_format: str = "tags", hurry: bool = False,
+                 check: tuple[int, int] | None = None) -> tuple[str, str]:
     """R1's readable format for a solved expression: (reasoning, summary).
 
     The reasoning is the expression's rewrite chain (:func:`trace`): it copies the question's
-    expression, then rewrites it one operation at a time (two when ``hurry``), so every line
-    follows from the line before it by the same rule as in the pretraining chains. The summary
+    expression, then rewrites it one operation at a time (two when ``hurry``; ``check``: one rewrite
+    checked), so every line follows from the line before it by the same rules as in the pretraining
+    chains. The summary
     gives the final answer in the data's answer format.
     '4 - 1 - 7' -> ('4 - 1 - 7 =\n3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
-    return trace(expr, hurry), summary_line(solve_steps(expr)[-1], answer_format)
+    return trace(expr, hurry, check), summary_line(solve_steps(expr)[-1], answer_format)
 
 
 # ----------------------------------------------------------------------------------- families
