@@ -103,8 +103,8 @@ class DataConfig:
     check_frac: float = knob(0.0, "Share of the world's careful worked traces (pretraining chains, question/answer "
                              "text, cold-start answers) that check one step: after a rewrite, a line 'check: a op b "
                              "= v' restates its operation as a fact (the form pretraining teaches best), and the "
-                             "rewrite is written again from it. 0 in the tiny world: there a check hurts more often "
-                             "than it catches a slip, and R1-Zero unlearns it (docs/tiny_world.md, C8).",
+                             "rewrite is written again from it. 0 in the tiny world: there responses that check are "
+                             "right less often, and R1-Zero unlearns checking (docs/tiny_world.md, C8).",
                              paper="R1-Zero learns to re-evaluate its steps, the 'aha moment' (§2.2.4)")
     check_fix_frac: float = knob(0.5, "Of the checked traces, the share whose checked rewrite was first written with "
                                  "a slip (its new value off by 1 or 2) that the check catches.")

@@ -163,8 +163,7 @@ def cot_response(expr: str, answer_format: str = "tags", hurry: bool = False,
     The reasoning is the expression's rewrite chain (:func:`trace`): it copies the question's
     expression, then rewrites it one operation at a time (two when ``hurry``; ``check``: one rewrite
     checked), so every line follows from the line before it by the same rules as in the pretraining
-    chains. The summary
-    gives the final answer in the data's answer format.
+    chains. The summary gives the final answer in the data's answer format.
     '4 - 1 - 7' -> ('4 - 1 - 7 =\n3 - 7 =\n-4', 'The answer is <answer>-4</answer>.')
     """
     return trace(expr, hurry, check), summary_line(solve_steps(expr)[-1], answer_format)
