@@ -1,5 +1,6 @@
 """The tiny world's reading diagnostic (r1flow/world/reading.py): copies of the question's expression
-and pass@1 by number of terms, from a run's evaluations and from a greedy probe of a checkpoint."""
+and pass@1 by number of terms, from a run's evaluations and from a greedy probe of a checkpoint; a
+base's chain arithmetic against the same operations as facts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter
 import pytest
 
 from r1flow.harness.files import read_jsonl
-from r1flow.world.reading import by_terms, copies, evaluation, main, probe, table
+from r1flow.world.reading import arithmetic, by_terms, copies, evaluation, first_rewrite, main, probe, table
 
 ITEMS = {
     "a": {"id": "a", "metadata": {"expression": "4 - 3 + 4", "num_terms": 3}},
@@ -54,3 +55,23 @@ def test_a_run_without_the_evaluation_reads_as_none_and_probe_needs_data(tmp_pat
     with pytest.raises(SystemExit):
         main(["--probe", "some/checkpoint"])
     assert "--probe needs --data" in capsys.readouterr().err
+
+
+def test_a_first_rewrite_is_marked_whole_in_its_new_value_and_in_the_rest_of_its_line():
+    right = {"rewrite": True, "value": True, "rest": True}
+    assert first_rewrite("4 - 3 + 4", "1 + 4 =\n5") == right
+    assert first_rewrite("4 - 3 + 4", "\n1 + 4 =\n5") == right  # a leading newline is not a line
+    assert first_rewrite("4 - 3 + 4", "2 + 4 =\n6") == {"rewrite": False, "value": False, "rest": True}
+    assert first_rewrite("4 - 3 + 4", "1 + 5 =\n6") == {"rewrite": False, "value": True, "rest": False}
+    # multiplication first: the new value stands where the product was
+    assert first_rewrite("3 + 2 * 4", "3 + 8 =\n11") == right
+    assert first_rewrite("3 + 2 * 4", "5 * 4 =\n20") == {"rewrite": False, "value": False, "rest": False}
+    assert first_rewrite("3 + 2 * 4", "") == {"rewrite": False, "value": False, "rest": False}
+
+
+def test_the_arithmetic_probe_reads_every_length_of_a_base(smoke_world, capsys):
+    got = arithmetic(str(smoke_world / "pretrain" / "model"), n=4, threads=1)
+    assert set(got) == {3, 4, 5}
+    assert all(set(r) == {"rewrite", "value", "rest", "fact"} and all(0.0 <= v <= 1.0 for v in r.values())
+               for r in got.values())
+    assert all(r["rewrite"] <= min(r["value"], r["rest"]) for r in got.values())  # whole implies both parts

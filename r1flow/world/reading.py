@@ -10,16 +10,26 @@ The first form reads the evaluations of runs (their ``samples.jsonl``, held-out 
 samples a checkpoint greedily on the validation prompts (``--template``: R1-Zero's by default, the
 one a base is prompted with), the split on which the world is tuned. Rows whose item states no
 expression (the general tasks) are left out.
+
+    python -m r1flow.world.reading --arithmetic results/tiny/pretrain/model
+
+reads a base's arithmetic as its corpus writes it: greedy continuations of expressions of the
+validation region, each after the end-of-document token as documents follow one another in
+pretraining, by number of terms: how often the first rewrite (``4 - 3 + 4 =`` -> ``1 + 4``) is
+right whole, in its new value and in the rest of the line, and how often the same operation written
+alone as a fact (``4 - 3 =``) is right.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
 from r1flow.harness.files import read_jsonl
+from r1flow.world.tasks import max_abs_value, next_operation, random_expression, solve_steps, split_region
 
 LABELS = ("base_on_r1_zero", "r1_zero", "cold_start_sft", "reasoning_rl", "general_sft", "all_scenario_rl",
           "student_medium", "student_small")
@@ -99,6 +109,59 @@ def table(results: dict[str, dict[int, dict[str, float]]]) -> str:
                              + " | ".join(cell(r, t, "pass@1") for t in terms) + " |" for name, r in results.items()])
 
 
+def first_rewrite(expression: str, continuation: str) -> dict[str, bool]:
+    """Whether the first line of ``continuation`` (of ``expression =``) is the first rewrite: whole,
+    its new value, the rest of the line."""
+    want = solve_steps(expression)[1].split()
+    at = next_operation(expression.split()) - 1  # where the rewrite's new value stands
+    got = continuation.lstrip("\n").split("\n")[0].removesuffix(" =").split()
+    return {"rewrite": got == want, "value": len(got) > at and got[at] == want[at],
+            "rest": got[:at] + got[at + 1 :] == want[:at] + want[at + 1 :]}
+
+
+def arithmetic(checkpoint: str, n: int = 200, terms: tuple[int, ...] = (3, 4, 5), seed: int = 7,
+               threads: int = 2) -> dict[int, dict[str, float]]:
+    """Per number of terms, over ``n`` expressions of the validation region (one-digit terms, mostly
+    sums and differences as in the corpus, every number within the tokenizer's range): the share of
+    first rewrites right whole, in their new value and in the rest of the line, and of the same
+    operation right as a fact."""
+    import torch
+
+    from r1flow.config.base import ModelConfig
+    from r1flow.config.data import DataConfig
+    from r1flow.harness.models import load_model, load_tokenizer
+    from r1flow.sampling.rollout import HFGenerator, SamplingParams
+
+    rng, defaults = random.Random(seed), DataConfig()
+    exprs: dict[int, list[str]] = {}
+    for t in terms:
+        exprs[t] = []
+        while len(exprs[t]) < n:
+            e = random_expression(rng, t, "+-" if rng.random() < 0.7 else "+-*")
+            if (max_abs_value(solve_steps(e)) <= defaults.max_abs
+                    and split_region(e, defaults.heldout_permille, defaults.validation_permille) == "validation"):
+                exprs[t].append(e)
+    tok, model = load_tokenizer(checkpoint), load_model(checkpoint, ModelConfig())
+    generator, greedy = HFGenerator(model, tok, progress=False), SamplingParams(n=1, temperature=0.0, top_p=1.0,
+                                                                                max_new_tokens=24)
+    facts = {t: [" ".join(e.split()[i - 1 : i + 2]) for e in es for i in [next_operation(e.split())]]
+             for t, es in exprs.items()}
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        chains = generator.generate([f"{tok.eos_token}{e} =\n" for t in terms for e in exprs[t]], greedy)
+        alone = generator.generate([f"{tok.eos_token}{f} =" for t in terms for f in facts[t]], greedy)
+    finally:
+        torch.set_num_threads(before)
+    out, k = {}, 0
+    for t in terms:
+        marks = [first_rewrite(e, chains[k + j][0].text) for j, e in enumerate(exprs[t])]
+        right = [alone[k + j][0].text.strip().split("\n")[0] == solve_steps(f)[-1] for j, f in enumerate(facts[t])]
+        out[t] = {m: sum(x[m] for x in marks) / n for m in ("rewrite", "value", "rest")} | {"fact": sum(right) / n}
+        k += n
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", type=Path, help="results directories of runs (results/tiny ...)")
@@ -106,7 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--probe", nargs="+", default=[], help="checkpoints to sample greedily on validation")
     ap.add_argument("--data", type=Path, help="the data directory of --probe (its validation.jsonl)")
     ap.add_argument("--template", default="r1_zero", choices=("r1_zero", "chat"), help="--probe's prompt template")
+    ap.add_argument("--arithmetic", nargs="+", default=[], help="checkpoints whose chain arithmetic to read")
     args = ap.parse_args(argv)
+    for checkpoint in args.arithmetic:
+        print(f"{checkpoint}: right, of 200 expressions per length (first rewrite whole / its new value / the rest "
+              "of its line / the operation alone as a fact)")
+        for t, r in arithmetic(checkpoint).items():
+            print(f"  {t} terms: " + " / ".join(f"{100 * r[m]:.1f} %" for m in ("rewrite", "value", "rest", "fact")))
     if args.probe and args.data is None:
         ap.error("--probe needs --data")
     results = {}
@@ -117,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
                 results[f"{label} ({run.name})"] = r
     for checkpoint in args.probe:
         results[checkpoint] = probe(checkpoint, args.data, args.template)
-    print(table(results))
+    if results or not args.arithmetic:
+        print(table(results))
 
 
 if __name__ == "__main__":

@@ -47,14 +47,14 @@ def solve_steps(expr: str) -> list[str]:
     tokens = parse_expression(expr)
     steps = [" ".join(tokens)]
     while len(tokens) > 1:
-        i = _next_op(tokens)
+        i = next_operation(tokens)
         value = _OPS[tokens[i]](int(tokens[i - 1]), int(tokens[i + 1]))
         tokens = tokens[: i - 1] + [str(value)] + tokens[i + 2 :]
         steps.append(" ".join(tokens))
     return steps
 
 
-def _next_op(tokens: list[str]) -> int:
+def next_operation(tokens: list[str]) -> int:
     """Index of the operator the next rewrite applies: the first of the highest precedence."""
     ops = tokens[1::2]
     best = max(_PRECEDENCE[o] for o in ops)
@@ -123,7 +123,7 @@ def checked(steps: list[str], at: int, slip: int = 0) -> list[str]:
     if not 1 <= at < len(steps):
         raise ValueError(f"no rewrite {at} to check in {len(steps)} steps")
     tokens = steps[at - 1].split()
-    i = _next_op(tokens)
+    i = next_operation(tokens)
     a, op, b = tokens[i - 1 : i + 2]
     value = _OPS[op](int(a), int(b))
     written = " ".join(tokens[: i - 1] + [str(value + slip)] + tokens[i + 2 :])
