@@ -171,13 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--template", default="r1_zero", choices=("r1_zero", "chat"), help="--probe's prompt template")
     ap.add_argument("--arithmetic", nargs="+", default=[], help="checkpoints whose chain arithmetic to read")
     args = ap.parse_args(argv)
+    if args.probe and args.data is None:
+        ap.error("--probe needs --data")
     for checkpoint in args.arithmetic:
         print(f"{checkpoint}: right, of 200 expressions per length (first rewrite whole / its new value / the rest "
               "of its line / the operation alone as a fact)")
         for t, r in arithmetic(checkpoint).items():
             print(f"  {t} terms: " + " / ".join(f"{100 * r[m]:.1f} %" for m in ("rewrite", "value", "rest", "fact")))
-    if args.probe and args.data is None:
-        ap.error("--probe needs --data")
     results = {}
     for label in args.labels.split(","):
         for run in args.runs:
