@@ -23,6 +23,7 @@ from r1flow.world.tasks import (
     draw_check,
     generate_general_items,
     generate_items,
+    num_terms,
     random_expression,
     region_of,
     solve_steps,
@@ -110,7 +111,7 @@ def cold_start_rows(items: list[dict], hurried_frac: float = 0.0, seed: int = 0,
     for it in items:
         expr = it["metadata"]["expression"]
         hurry = rng.random() < hurried_frac
-        check = None if hurry else draw_check(rng, len(solve_steps(expr)), check_frac, check_fix_frac)
+        check = None if hurry else draw_check(rng, num_terms(expr), check_frac, check_fix_frac)
         rows.append(
             {
                 "id": it["id"],
@@ -189,7 +190,7 @@ def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: li
             bar.update()
     for it in qa_items[:n_qa]:
         layout, hurry = rng.choice(QA_LAYOUTS), rng.random() < data.hurried_frac
-        check = None if hurry else draw_check(rng, len(solve_steps(it["metadata"]["expression"])), data.check_frac,
+        check = None if hurry else draw_check(rng, num_terms(it["metadata"]["expression"]), data.check_frac,
                                               data.check_fix_frac)
         docs.append({"text": qa_text(it, layout, hurry, check), "kind": "qa"})
     docs += [{"text": word_list_text(it), "kind": "words"} for it in general_items[:n_general]]

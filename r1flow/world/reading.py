@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import random
 from collections import defaultdict
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -74,27 +75,37 @@ def split_items(run_dir: Path, split: str) -> dict[str, dict]:
     return {it["id"]: it for it in read_jsonl(run_dir / "data" / f"{split}.jsonl")}
 
 
-def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_tokens: int = 96,
-          threads: int = 2) -> dict[int, dict[str, float]]:
-    """``by_terms`` of greedy responses of ``checkpoint`` to the validation prompts."""
+@contextmanager
+def sampler(checkpoint: str, threads: int):
+    """(tokenizer, the HF backend's generator) of ``checkpoint``, sampling on ``threads`` torch
+    threads; the caller's thread count is restored afterwards (a test worker's, a script's)."""
     import torch
 
     from r1flow.config.base import ModelConfig
     from r1flow.harness.models import load_model, load_tokenizer
-    from r1flow.sampling.evaluation import evaluate_split
-    from r1flow.sampling.prompts import item_prompt
-    from r1flow.sampling.rollout import HFGenerator, SamplingParams
+    from r1flow.sampling.rollout import HFGenerator
 
-    tok, model = load_tokenizer(checkpoint), load_model(checkpoint, ModelConfig())
-    items = read_jsonl(data_dir / "validation.jsonl")
-    prompts = [item_prompt(tok, it, template) for it in items]
-    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    tok = load_tokenizer(checkpoint)
+    generator = HFGenerator(load_model(checkpoint, ModelConfig()), tok, progress=False)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    try:  # the evaluate stage's sampling and grading
-        _, rows = evaluate_split(HFGenerator(model, tok, progress=False), items, prompts, params)
+    try:
+        yield tok, generator
     finally:
         torch.set_num_threads(before)
+
+
+def probe(checkpoint: str, data_dir: Path, template: str = "r1_zero", max_new_tokens: int = 96,
+          threads: int = 2) -> dict[int, dict[str, float]]:
+    """``by_terms`` of greedy responses of ``checkpoint`` to the validation prompts."""
+    from r1flow.sampling.evaluation import evaluate_split
+    from r1flow.sampling.prompts import item_prompt
+    from r1flow.sampling.rollout import SamplingParams
+
+    items = read_jsonl(data_dir / "validation.jsonl")
+    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    with sampler(checkpoint, threads) as (tok, generator):  # the evaluate stage's sampling and grading
+        _, rows = evaluate_split(generator, items, [item_prompt(tok, it, template) for it in items], params)
     return by_terms(rows, {it["id"]: it for it in items})
 
 
@@ -125,12 +136,8 @@ def arithmetic(checkpoint: str, n: int = 200, terms: tuple[int, ...] = (3, 4, 5)
     sums and differences as in the corpus, every number within the tokenizer's range): the share of
     first rewrites right whole, in their new value and in the rest of the line, and of the same
     operation right as a fact."""
-    import torch
-
-    from r1flow.config.base import ModelConfig
     from r1flow.config.data import DataConfig
-    from r1flow.harness.models import load_model, load_tokenizer
-    from r1flow.sampling.rollout import HFGenerator, SamplingParams
+    from r1flow.sampling.rollout import SamplingParams
 
     rng, defaults = random.Random(seed), DataConfig()
     exprs: dict[int, list[str]] = {}
@@ -141,22 +148,16 @@ def arithmetic(checkpoint: str, n: int = 200, terms: tuple[int, ...] = (3, 4, 5)
             if (max_abs_value(solve_steps(e)) <= defaults.max_abs
                     and split_region(e, defaults.heldout_permille, defaults.validation_permille) == "validation"):
                 exprs[t].append(e)
-    tok, model = load_tokenizer(checkpoint), load_model(checkpoint, ModelConfig())
-    generator, greedy = HFGenerator(model, tok, progress=False), SamplingParams(n=1, temperature=0.0, top_p=1.0,
-                                                                                max_new_tokens=24)
-    facts = {t: [" ".join(e.split()[i - 1 : i + 2]) for e in es for i in [next_operation(e.split())]]
-             for t, es in exprs.items()}
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        chains = generator.generate([f"{tok.eos_token}{e} =\n" for t in terms for e in exprs[t]], greedy)
-        alone = generator.generate([f"{tok.eos_token}{f} =" for t in terms for f in facts[t]], greedy)
-    finally:
-        torch.set_num_threads(before)
+    chains = [e for t in terms for e in exprs[t]]
+    facts = [" ".join(e.split()[i - 1 : i + 2]) for e in chains for i in [next_operation(e.split())]]
+    greedy = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=24)
+    with sampler(checkpoint, threads) as (tok, generator):  # each chain, then its operation alone
+        texts = [c[0].text for c in generator.generate([f"{tok.eos_token}{e} =\n" for e in chains]
+                                                       + [f"{tok.eos_token}{f} =" for f in facts], greedy)]
     out, k = {}, 0
     for t in terms:
-        marks = [first_rewrite(e, chains[k + j][0].text) for j, e in enumerate(exprs[t])]
-        right = [alone[k + j][0].text.strip().split("\n")[0] == solve_steps(f)[-1] for j, f in enumerate(facts[t])]
+        marks = [first_rewrite(e, texts[k + j]) for j, e in enumerate(exprs[t])]
+        right = [texts[len(chains) + k + j].strip().split("\n")[0] == solve_steps(facts[k + j])[-1] for j in range(n)]
         out[t] = {m: sum(x[m] for x in marks) / n for m in ("rewrite", "value", "rest")} | {"fact": sum(right) / n}
         k += n
     return out
