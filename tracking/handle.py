@@ -20,6 +20,7 @@ from mlflow.entities import (
     Metric,
     Param,
 )
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -47,6 +48,21 @@ _log = logging.getLogger(__name__)
 HF_MODEL_TYPE = "hf-causal-lm"
 #: ``model_type`` of LoggedModels for base models no stage produced (hub ids, local paths).
 HF_BASE_MODEL_TYPE = "hf-base"
+
+
+def _lost_insert_race(err: BaseException) -> bool:
+    """Whether ``err`` is a unique-constraint violation: an insert that another writer won.
+
+    The SQL store wraps SQLAlchemy's ``IntegrityError`` (its message names the database driver's
+    error); a tracking server returns that message in its error response.
+    """
+    chain: BaseException | None = err
+    while chain is not None:
+        if type(chain).__name__ == "IntegrityError":
+            return True
+        chain = chain.__cause__ or chain.__context__
+    text = str(err)
+    return any(marker in text for marker in ("IntegrityError", "UNIQUE constraint failed", "UniqueViolation"))
 
 
 class StageRun:
@@ -191,7 +207,20 @@ class StageRun:
             InputTag(TAG_DATASET_DIGEST, digest[:MAX_INPUT_TAG_VALUE_CHARS]),
             InputTag(TAG_DATASET_PATH, abs_path[-MAX_INPUT_TAG_VALUE_CHARS:]),
         ]
-        self._client.log_inputs(self._run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=tags)
+        try:
+            self._client.log_inputs(self._run_id, datasets=[entity])
+        except MlflowException as err:
+            # MLflow's SQL store looks a dataset up by (experiment, name, digest) and inserts it
+            # when absent, in one transaction but without a lock: two runs logging the same new
+            # dataset at once (the trials of a sweep, parallel Snakemake jobs) can both miss it,
+            # and the later insert fails the unique constraint and rolls back. The winner's row
+            # is committed by then, so the same call again finds and reuses it; logging an input
+            # is idempotent (an input already on the run is not added twice).
+            if not _lost_insert_race(err):
+                raise
+            _log.info("dataset %r was created concurrently by another run; logging it again", name)
+            self._client.log_inputs(self._run_id, datasets=[entity])
         self._datasets.append({"name": name, "digest": digest, "path": abs_path, "context": context})
 
     # -- models -------------------------------------------------------------------------------
