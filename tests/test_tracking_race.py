@@ -34,14 +34,15 @@ def test_two_runs_logging_the_same_new_dataset_at_once_both_succeed(
     fails its unique constraint (measured with two processes at a barrier: about half of the
     rounds; CI lost it once in a SLURM sweep). Twenty rounds: both jobs end, and every dataset is
     an input of both runs, once."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     check_tracking_server()  # creates and migrates the database before the jobs race
     (tmp_path / "shared.jsonl").write_text('{"prompt": "1+1", "answer": "2"}\n')
     names = [f"race/held_out_{i}" for i in range(20)]
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    jobs = [ctx.Process(target=_log_the_same_datasets, args=(os.environ["MLFLOW_TRACKING_URI"], str(tmp_path), worker,
+    jobs = [ctx.Process(target=_log_the_same_datasets, args=(uri, str(tmp_path), worker,
                                                              barrier, names)) for worker in range(2)]
     for job in jobs:
         job.start()
@@ -49,7 +50,7 @@ def test_two_runs_logging_the_same_new_dataset_at_once_both_succeed(
         job.join(timeout=300)
     assert [job.exitcode for job in jobs] == [0, 0]
     records = [read_run_record(tmp_path / f"trial{worker}") for worker in range(2)]
-    client = MlflowClient()
+    client = MlflowClient(uri)  # not the process's default: an earlier test may have set one
     for record in records:
         inputs = client.get_run(record["run_id"]).inputs.dataset_inputs
         assert sorted(i.dataset.name for i in inputs) == sorted(names)
