@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tracking import check_tracking_server, read_run_record, stage_run
+from tracking.registry import register_checkpoint
 
 
 def _log_the_same_datasets(store_uri: str, work: str, worker: int, barrier: Any, names: list[str]) -> None:
@@ -24,16 +25,23 @@ def _log_the_same_datasets(store_uri: str, work: str, worker: int, barrier: Any,
         for name in names:
             barrier.wait(timeout=60)
             run.log_dataset(data, name=name, digest="sha256:" + "d" * 64, num_rows=1)
+        model_dir = Path(work) / f"model{worker}"
+        model_dir.mkdir()
+        model_id = run.log_hf_model(model_dir, name=f"trial{worker}")
+    for name in names:  # a registered model each, created by whichever report gets there first
+        barrier.wait(timeout=60)
+        register_checkpoint(model_id, name.replace("/", "-"), f"trial{worker}", f"trial{worker}")
 
 
-def test_two_runs_logging_the_same_new_dataset_at_once_both_succeed(
+def test_two_runs_logging_the_same_new_dataset_or_registering_the_same_model_at_once_both_succeed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The trials of a sweep log the same held-out file at the same moment. MLflow's SQL store
     creates a dataset after looking it up, without a lock, so one of two simultaneous inserts
     fails its unique constraint (measured with two processes at a barrier: about half of the
     rounds; CI lost it once in a SLURM sweep). Twenty rounds: both jobs end, and every dataset is
-    an input of both runs, once."""
+    an input of both runs, once. Then two reports (two seeds' runs) register their final models
+    under the same new name at once, twenty times: each name gets both versions."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
@@ -55,3 +63,6 @@ def test_two_runs_logging_the_same_new_dataset_at_once_both_succeed(
         inputs = client.get_run(record["run_id"]).inputs.dataset_inputs
         assert sorted(i.dataset.name for i in inputs) == sorted(names)
         assert [d["name"] for d in record["datasets"]] == names
+    for name in names:
+        versions = client.search_model_versions(f"name = '{name.replace('/', '-')}'")
+        assert sorted(v.tags["r1.label"] for v in versions) == ["trial0", "trial1"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ._common import TAG_MODEL_PATH, TrackingError, tracking_uri
@@ -42,7 +43,11 @@ def register_checkpoint(model_id: str, name: str, alias: str, label: str,
     except Exception as exc:  # noqa: BLE001 - unknown id, other store, ...
         raise TrackingError(f"cannot register {label}: no logged model {model_id!r} ({exc})") from exc
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        client.create_registered_model(name, description="r1flow checkpoints; aliases name them (r1, student-<size>)")
+        try:
+            client.create_registered_model(name, description="r1flow checkpoints; aliases name them (r1, student-<size>)")
+        except MlflowException as exc:  # another run's report (another seed) created it since the search
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     version = client.create_model_version(name, source=f"models:/{model_id}", run_id=model.source_run_id,
                                           tags={"r1.label": label, "r1.alias": alias}, model_id=model_id,
                                           description=f"{label}: {model.tags.get(TAG_MODEL_PATH, '')}")
