@@ -79,6 +79,7 @@ def test_schema_rejects_unknown_keys_wrong_types_and_choices(override, exc):
     ("data.heldout_permille=0", "data.heldout_permille"),
     ("data.check_frac=1.5", "data.check_frac"),
     ("data.hurried_frac=-0.1", "data.hurried_frac"),
+    ("data.pretrain_fact_max_b=100", "data.pretrain_fact_max_b"),
     ("evaluate.general_splits=[heldout2]", "evaluate.general_splits"),
     ("+students.odd={hidden_size: 90}", "students.odd"),
     ("+students.typo={hidden_sise: 64}", "students.typo"),

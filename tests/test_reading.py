@@ -9,7 +9,17 @@ from collections import Counter
 import pytest
 
 from r1flow.harness.files import read_jsonl
-from r1flow.world.reading import arithmetic, by_terms, copies, evaluation, first_rewrite, main, probe, table
+from r1flow.world.reading import (
+    arithmetic,
+    by_terms,
+    copies,
+    evaluation,
+    facts,
+    first_rewrite,
+    main,
+    probe,
+    table,
+)
 
 ITEMS = {
     "a": {"id": "a", "metadata": {"expression": "4 - 3 + 4", "num_terms": 3}},
@@ -75,3 +85,13 @@ def test_the_arithmetic_probe_reads_every_length_of_a_base(smoke_world, capsys):
     assert all(set(r) == {"rewrite", "value", "rest", "fact"} and all(0.0 <= v <= 1.0 for v in r.values())
                for r in got.values())
     assert all(r["rewrite"] <= min(r["value"], r["rest"]) for r in got.values())  # whole implies both parts
+
+
+def test_the_facts_probe_reads_a_base_by_the_size_of_b(smoke_world, capsys):
+    model = str(smoke_world / "pretrain" / "model")
+    got = facts(model, max_a=99, max_b=19, n=40, threads=1)
+    assert set(got) == {"all", "one digit", "two digits"} and all(0.0 <= v <= 1.0 for v in got.values())
+    assert min(got["one digit"], got["two digits"]) <= got["all"] <= max(got["one digit"], got["two digits"])
+    assert set(facts(model, max_a=45, max_b=9, n=10, threads=1)) == {"all", "one digit"}
+    main(["--facts", model, "--max-b", "19"])
+    assert "facts right, of 1,000 (a in [-45, 45], b in [0, 19]): all " in capsys.readouterr().out

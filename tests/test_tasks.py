@@ -198,6 +198,25 @@ def test_checks_come_at_their_share_and_a_world_without_them_is_unchanged(monkey
     assert 0.3 < slips / len(checked) < 0.7
 
 
+def test_facts_draw_their_operands_from_the_configured_ranges():
+    """Facts 'a op b = c' are right, within the tokenizer's range, and take a and b (+ and -) from
+    pretrain_fact_max_a and pretrain_fact_max_b: the default one-digit b, or up to 19."""
+    cfg = compose(["experiment=smoke"])
+    items = make_split(cfg.data, "train", 50, 5)
+
+    def operands(data):
+        facts = [line for d in pretraining_corpus(data, items) if d["kind"] == "facts" for line in d["text"].split("\n")]
+        for fact in facts:
+            expr, value = fact.split(" = ")
+            assert solve_steps(expr)[-1] == value and abs(int(value)) <= data.max_abs
+        return [(int(f.split()[0]), int(f.split()[2])) for f in facts if f.split()[1] in "+-"]
+
+    assert {b for _, b in operands(cfg.data)} == set(range(10)) and max(abs(a) for a, _ in operands(cfg.data)) == 45
+    cfg.data.pretrain_fact_max_a, cfg.data.pretrain_fact_max_b = 99, 19
+    wide = operands(cfg.data)
+    assert {b for _, b in wide} == set(range(20)) and max(abs(a) for a, _ in wide) > 90
+
+
 def test_pretraining_corpus_holds_no_heldout_or_validation_question_or_rewrite():
     cfg = compose(["experiment=smoke"])
     heldout = make_split(cfg.data, "heldout", 100, 2) + make_general_split(cfg.data, "general", 30, 7)

@@ -150,6 +150,9 @@ def _data(cfg: DictConfig) -> None:
     for key, value in data.items():  # the world's shares (hurried_frac, check_frac, pretrain_*_frac, ...)
         if key.endswith("_frac") and not 0 <= value <= 1:
             raise ConfigError(f"data.{key}", f"a share: must be in [0, 1], got {value}")
+    for key in ("pretrain_fact_max_a", "pretrain_fact_max_b"):
+        if not 0 <= data[key] <= data.max_abs:
+            raise ConfigError(f"data.{key}", f"must be in [0, data.max_abs = {data.max_abs}], got {data[key]}")
     if not 0 < data.heldout_permille < 1000 or not 0 <= data.validation_permille < 1000 - data.heldout_permille:
         raise ConfigError("data.heldout_permille", "held-out and validation shares must leave room for training "
                           f"(heldout {data.heldout_permille}, validation {data.validation_permille} per mille)")

@@ -115,6 +115,11 @@ class DataConfig:
     n_general_heldout: int = knob(300, "Non-reasoning held-out prompts (the general split).")
     pretrain_docs: int = knob(40000, "Documents of the pretraining corpus (model.init=scratch only).")
     pretrain_fact_frac: float = knob(0.4, "Share of documents that are arithmetic facts 'a op b = c'.")
+    pretrain_fact_max_a: int = knob(45, "Facts 'a + b' and 'a - b' draw a from [-max_a, max_a] ('a * b': [-20, 20]).")
+    pretrain_fact_max_b: int = knob(9, "Facts 'a + b' and 'a - b' draw b from [0, max_b] ('a * b': [0, 9]). How many "
+                                    "distinct facts there are to learn (1,820 at the defaults): at 19 with max_a 99 "
+                                    "(7,580) the teacher's base knew 42 % of them, the medium and small students' 8 "
+                                    "and 1 % (python -m r1flow.world.reading --facts; docs/tiny_world.md).")
     pretrain_qa_frac: float = knob(0.01, "Share of documents that are question/answer text: a training question "
                                    "and its worked rewrites in plain layouts (r1flow/world/corpus.py QA_LAYOUTS), "
                                    "half of them dialogues with R1's tags; no chat template. A little exposure to a "

@@ -163,8 +163,8 @@ def pretraining_corpus(data: DataConfig, qa_items: list[dict], general_items: li
         lines = []
         while len(lines) < 4:
             op = rng.choice(data.pretrain_ops)
-            a = rng.randint(-20, 20) if op == "*" else rng.randint(-45, 45)
-            b = rng.randint(0, 9)
+            a = rng.randint(-20, 20) if op == "*" else rng.randint(-data.pretrain_fact_max_a, data.pretrain_fact_max_a)
+            b = rng.randint(0, 9) if op == "*" else rng.randint(0, data.pretrain_fact_max_b)
             steps = solve_steps(f"{a} {op} {b}")
             if abs(int(steps[-1])) <= data.max_abs:
                 lines.append(f"{steps[0]} = {steps[-1]}")

@@ -18,6 +18,13 @@ validation region, each after the end-of-document token as documents follow one 
 pretraining, by number of terms: how often the first rewrite (``4 - 3 + 4 =`` -> ``1 + 4``) is
 right whole, in its new value and in the rest of the line, and how often the same operation written
 alone as a fact (``4 - 3 =``) is right.
+
+    python -m r1flow.world.reading --facts results/tiny/pretrain/model --max-a 99 --max-b 19
+
+reads how many facts ``a + b`` / ``a - b`` a base knows, a from [-max_a, max_a] and b from [0,
+max_b] (the corpus's ``data.pretrain_fact_max_a`` / ``_max_b``; the result within the tokenizer's
+range), greedy, each after the end-of-document token: the share right where b has one digit and
+where it has two.
 """
 
 from __future__ import annotations
@@ -163,6 +170,31 @@ def arithmetic(checkpoint: str, n: int = 200, terms: tuple[int, ...] = (3, 4, 5)
     return out
 
 
+def facts(checkpoint: str, max_a: int, max_b: int, n: int = 1000, seed: int = 11,
+          threads: int = 2) -> dict[str, float]:
+    """The share of ``n`` random facts ``a op b =`` (op + or -, drawn as the corpus draws them) that
+    the checkpoint completes right: ``all``, and ``one digit`` / ``two digits`` by b's size (absent
+    when none was drawn)."""
+    from r1flow.config.data import DataConfig
+    from r1flow.sampling.rollout import SamplingParams
+
+    rng, max_abs = random.Random(seed), DataConfig().max_abs
+    drawn: list[tuple[str, int]] = []
+    while len(drawn) < n:
+        a, op, b = rng.randint(-max_a, max_a), rng.choice("+-"), rng.randint(0, max_b)
+        if abs(a + b if op == "+" else a - b) <= max_abs:
+            drawn.append((f"{a} {op} {b}", b))
+    greedy = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_new_tokens=4)
+    with sampler(checkpoint, threads) as (tok, generator):  # a two-term chain answers on the next line
+        texts = [c[0].text for c in generator.generate([f"{tok.eos_token}{f} =" for f, _ in drawn], greedy)]
+    right: dict[str, list[bool]] = {"all": [], "one digit": [], "two digits": []}
+    for (fact, b), text in zip(drawn, texts):
+        ok = text.strip().split("\n")[0] == solve_steps(fact)[-1]
+        right["all"].append(ok)
+        right["one digit" if b < 10 else "two digits"].append(ok)
+    return {size: sum(r) / len(r) for size, r in right.items() if r}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", type=Path, help="results directories of runs (results/tiny ...)")
@@ -171,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, help="the data directory of --probe (its validation.jsonl)")
     ap.add_argument("--template", default="r1_zero", choices=("r1_zero", "chat"), help="--probe's prompt template")
     ap.add_argument("--arithmetic", nargs="+", default=[], help="checkpoints whose chain arithmetic to read")
+    ap.add_argument("--facts", nargs="+", default=[], help="checkpoints whose facts 'a op b' to read")
+    ap.add_argument("--max-a", type=int, default=45, help="--facts: |a| at most (data.pretrain_fact_max_a's default)")
+    ap.add_argument("--max-b", type=int, default=9, help="--facts: b at most (data.pretrain_fact_max_b's default)")
     args = ap.parse_args(argv)
     if args.probe and args.data is None:
         ap.error("--probe needs --data")
@@ -179,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
               "of its line / the operation alone as a fact)")
         for t, r in arithmetic(checkpoint).items():
             print(f"  {t} terms: " + " / ".join(f"{100 * r[m]:.1f} %" for m in ("rewrite", "value", "rest", "fact")))
+    for checkpoint in args.facts:
+        got = facts(checkpoint, args.max_a, args.max_b)
+        print(f"{checkpoint}: facts right, of 1,000 (a in [-{args.max_a}, {args.max_a}], b in [0, {args.max_b}]): "
+              + ", ".join(f"{size} {100 * share:.1f} %" for size, share in got.items()))
     results = {}
     for label in args.labels.split(","):
         for run in args.runs:
@@ -187,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 results[f"{label} ({run.name})"] = r
     for checkpoint in args.probe:
         results[checkpoint] = probe(checkpoint, args.data, args.template)
-    if results or not args.arithmetic:
+    if results or not (args.arithmetic or args.facts):
         print(table(results))
 
 
