@@ -119,7 +119,8 @@ class DataConfig:
     pretrain_fact_max_b: int = knob(9, "Facts 'a + b' and 'a - b' draw b from [0, max_b] ('a * b': [0, 9]). How many "
                                     "distinct facts there are to learn (1,820 at the defaults): at 19 with max_a 99 "
                                     "(7,580) the teacher's base knew 42 % of them, the medium and small students' 8 "
-                                    "and 1 % (python -m r1flow.world.reading --facts; docs/tiny_world.md).")
+                                    "and 1 % (15 and 5 % at the teacher's 3,000 steps; python -m "
+                                    "r1flow.world.reading --facts; docs/tiny_world.md).")
     pretrain_qa_frac: float = knob(0.01, "Share of documents that are question/answer text: a training question "
                                    "and its worked rewrites in plain layouts (r1flow/world/corpus.py QA_LAYOUTS), "
                                    "half of them dialogues with R1's tags; no chat template. A little exposure to a "
