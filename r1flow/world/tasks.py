@@ -131,8 +131,9 @@ def checked(steps: list[str], at: int, slip: int = 0) -> list[str]:
 
 
 def draw_check(rng: random.Random, n_steps: int, check_frac: float, fix_frac: float) -> tuple[int, int] | None:
-    """Whether a careful trace of ``n_steps`` steps (an expression's ``num_terms``) checks one (a share ``check_frac``): (the rewrite
-    checked, the slip the check catches: 0, or +-1 or 2 in a share ``fix_frac`` of them), or None.
+    """Whether a careful trace of ``n_steps`` steps (an expression's ``num_terms``) checks one (a
+    share ``check_frac``): (the rewrite checked, the slip the check catches: 0, or +-1 or 2 in a
+    share ``fix_frac`` of them), or None.
     Draws nothing from ``rng`` when ``check_frac`` is 0, so a world without checks is unchanged."""
     if check_frac <= 0 or n_steps < 2 or rng.random() >= check_frac:
         return None
