@@ -3,12 +3,14 @@ and the smoke DAG run once through snakemake in a copy of the project."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +28,44 @@ SMOKE_DAG = {"data": 1, "pretrain": 1, "r1_zero": 1, "cold_start_sft": 1, "reaso
              "evaluate": 13, "report": 1, "all": 1}
 
 
+# What every stage a test runs by hand is given: the smoke experiment, and one torch thread, as a
+# Snakemake job gets by default (rules/common.smk): the 2 pytest workers then use the 2 cores
+# without oversubscribing them (with torch's 2 threads each, the GRPO resume test took 321 s in
+# the suite, against 51 s on one thread).
+STAGE_ARGS = ("experiment=smoke", "trainer.num_threads=1")
+_FORKSERVER: list = []  # this pytest worker's fork server, started by its first run_stage
+
+
+def forkserver_env() -> dict:
+    """The environment that sends a stage job through this pytest worker's fork server
+    (r1flow/harness/forkserver.py, which a local Snakemake run starts its jobs through): the
+    libraries' imports are paid once per worker, not ~8 s of a core for each stage a test runs.
+    tests/test_forkserver.py holds a job through the server to the bytes of a job run alone."""
+    from r1flow.harness import forkserver
+
+    if not _FORKSERVER:
+        _FORKSERVER.append(forkserver.Server(tempfile.mkdtemp(prefix="r1flow-tests-") + "/forkserver.log"))
+        atexit.register(_FORKSERVER[0].stop)
+    return {forkserver.ENV: _FORKSERVER[0].socket}
+
+
 def run_stage(stage: str, *overrides: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True):
-    """``python -m stages.<stage> experiment=smoke …`` in a subprocess; returns CompletedProcess."""
-    cmd = [sys.executable, "-m", f"stages.{stage}", "experiment=smoke", *overrides]
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    """``python -m stages.<stage> experiment=smoke trainer.num_threads=1 …`` in a subprocess (through
+    the worker's fork server); returns CompletedProcess."""
+    cmd = [sys.executable, "-m", "r1flow.harness.forkserver", "-m", f"stages.{stage}", *STAGE_ARGS, *overrides]
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **forkserver_env(), **(env or {})}, capture_output=True,
+                          text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
 def kill_after_checkpoint(stage: str, out: Path, *overrides: str) -> None:
-    """Start ``python -m stages.<stage> experiment=smoke …`` writing to ``out``, SIGKILL it (and the
-    ranks it started) once its first checkpoint is on disk, and check that it published nothing: the
-    completion file of an earlier run of ``out`` (if any) is as it was, and none is new."""
-    cmd = [sys.executable, "-m", f"stages.{stage}", "experiment=smoke", *overrides]
+    """Start ``python -m stages.<stage> experiment=smoke trainer.num_threads=1 …`` (in an interpreter of
+    its own) writing to ``out``, SIGKILL it (and the ranks it started) once its first checkpoint is on
+    disk, and check that it published nothing: the completion file of an earlier run of ``out`` (if
+    any) is as it was, and none is new."""
+    cmd = [sys.executable, "-m", f"stages.{stage}", *STAGE_ARGS, *overrides]
     done = out / "done.json"
     before = done.read_bytes() if done.is_file() else None
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -4,11 +4,10 @@ keys, types and choices before compute, naming the key."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_stage
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
@@ -148,18 +147,15 @@ def test_views_separate_stages_and_students():
 
 @pytest.mark.parametrize("stage", ["evaluate", "reasoning_rl"])  # every entry is a stage_main (test_dag)
 def test_stage_cli_help_and_cfg_job(stage):
-    out = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--cfg", "job", "experiment=smoke"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = run_stage(stage, "--cfg", "job", check=False)
     assert out.returncode == 0, out.stderr
     assert "name: smoke" in out.stdout
-    out = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = run_stage(stage, "--help", check=False)
     assert out.returncode == 0 and "Powered by Hydra" in out.stdout
 
 
 def test_bad_key_on_the_command_line_fails_before_compute(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "stages.pretrain", "experiment=smoke", "pretrain.max_stepz=3",
-                          f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = run_stage("pretrain", "pretrain.max_stepz=3", f"results_dir={tmp_path}", check=False)
     assert out.returncode != 0
     assert "max_stepz" in out.stderr
     assert not any(tmp_path.iterdir()), "nothing may be written"

@@ -86,10 +86,14 @@ def test_an_uncaught_exception_prints_its_traceback_and_exits_1(server, probe_di
     assert "RuntimeError: the probe failed" in proc.stderr.read()
 
 
-@pytest.mark.parametrize("where", ["no server", "a socket nobody serves", "inside a SLURM job"])
+@pytest.mark.parametrize("where", ["no server", "a socket nobody serves", "inside a SLURM job",
+                                   "another hub than the server's"])
 def test_where_no_server_may_run_it_the_job_is_the_command_itself(where, server, probe_dir):
+    """(The server's huggingface_hub read its endpoint when imported: through the server a job that
+    sets HF_ENDPOINT would ask the server's hub.)"""
     socket = {"no server": None, "a socket nobody serves": str(probe_dir / "gone.sock")}.get(where, server.socket)
-    env = {"SLURM_JOB_ID": "42"} if where == "inside a SLURM job" else {}
+    env = {"inside a SLURM job": {"SLURM_JOB_ID": "42"},
+           "another hub than the server's": {"HF_ENDPOINT": "http://127.0.0.1:9"}}.get(where, {})
     proc, report = start(probe_dir, socket, stdin="in\n", PROBE_EXIT="5", **env)
     assert proc.wait(timeout=60) == 5
     assert report["pid"] == proc.pid, "the client became the job (exec): the same process"

@@ -27,8 +27,9 @@ whose OpenMP thread pool is running can deadlock, and a worker sets its own thre
 
 The client starts the job in a new interpreter of its own instead (``os.execv``), the same
 command, when no server answers (``$R1FLOW_FORKSERVER`` unset, the server not started or gone),
-inside a SLURM job (the job must run in its allocation, under ``srun``), or when the server runs
-another interpreter (a job in a conda or container environment of its own).
+inside a SLURM job (the job must run in its allocation, under ``srun``), when the server runs
+another interpreter (a job in a conda or container environment of its own), or when the job's
+environment sets what the server's libraries read at import otherwise (``IMPORT_TIME_ENV``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ PRELOAD = (
     "lightning.pytorch", "torchmetrics", "mlflow", "hydra", "omegaconf", "datasets", "reasoning_gym",
     "math_verify", "sympy", "matplotlib", "matplotlib.backends.backend_agg", "scipy.special",
 )
+# Settings that the preloaded libraries read once, when imported (huggingface_hub's endpoint, cache
+# and offline mode, transformers' switches), and Python's hash seed: a job whose values differ from
+# the server's would run with the server's, so it runs in an interpreter of its own. (Thread counts,
+# which Snakemake sets per job, are set by the stage itself: r1flow/harness/entry.py.)
+IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "PYTHONHASHSEED")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 STDIO = 3  # stdin, stdout, stderr: the descriptors a job passes
 
@@ -236,6 +242,9 @@ def supervise(conn: socket.socket) -> None:
     if request["interpreter"] != interpreter():
         send(conn, {"declined": f"the job runs {request['interpreter']['executable']}"})
         return
+    if import_time_env(request["env"]) != import_time_env(os.environ):
+        send(conn, {"declined": "the job's import-time settings differ from the server's"})
+        return
     setproctitle("r1flow forkserver: supervising " + " ".join(request["argv"][:2]))
     pid = os.fork()
     if pid == 0:
@@ -256,6 +265,11 @@ def supervise(conn: socket.socket) -> None:
     _, status = os.waitpid(pid, 0)
     if not client_gone:
         send(conn, {"status": os.waitstatus_to_exitcode(status)})
+
+
+def import_time_env(env: dict) -> dict:
+    """The variables of ``env`` that the server's imports have already read (``IMPORT_TIME_ENV``)."""
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}
 
 
 def become(request: dict, fds: list[int]) -> None:
