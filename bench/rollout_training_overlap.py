@@ -83,9 +83,7 @@ def sampler_process(args, conn) -> None:
     torch.set_num_threads(1)
     sample, _ = workload(args)
     while conn.recv():
-        t0 = time.perf_counter()
-        sample()
-        conn.send(time.perf_counter() - t0)
+        conn.send(_timed(sample))
 
 
 def overlapped(args, sample, train_pass, processes: bool) -> tuple[float, float, float]:
