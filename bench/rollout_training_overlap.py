@@ -28,6 +28,7 @@ import torch
 from grpo_vs_trl import add_rollout_args, prompt_of, setup
 
 from r1flow.sampling.rollout import HFGenerator, SamplingParams
+from r1flow.train.grpo import rollout_tensors
 from r1flow.train.grpo_loss import completion_logprobs
 
 
@@ -52,18 +53,9 @@ def workload(args):
     prompts = [prompt_of(tok, args, it["question"]) for it in items[: args.prompts]]
     params = SamplingParams(n=args.group, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
     generator = HFGenerator(copy.deepcopy(model).eval(), tok, progress=False)
-    # the training pass's rows: one rollout, sampled once (its completions as the trainer receives them)
-    groups = generator.generate(prompts, params)
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    width = max(c.length for grp in groups for c in grp)
-    comp = torch.full((len(prompts) * args.group, width), tok.pad_token_id, dtype=torch.long)
-    comp_mask = torch.zeros_like(comp)
-    for i, c in enumerate(c for grp in groups for c in grp):
-        comp[i, : c.length], comp_mask[i, : c.length] = torch.tensor(c.token_ids), 1
-    ids = torch.cat([enc["input_ids"].repeat_interleave(args.group, 0), comp], 1)
-    mask = torch.cat([enc["attention_mask"].repeat_interleave(args.group, 0), comp_mask], 1)
-    prompt_width = enc["input_ids"].shape[1]
+    # the training pass's rows: one rollout, sampled once, as the stage hands it to the loss
+    flat = [c for grp in generator.generate(prompts, params) for c in grp]
+    ids, mask, prompt_width, cmask = rollout_tensors(tok, prompts, flat, args.group, mask_truncated=False)
     model.train()
 
     def sample():
@@ -71,7 +63,7 @@ def workload(args):
 
     def train_pass():
         logp, _ = completion_logprobs(model, ids, mask, prompt_width, 1.0, 16, group_size=args.group, length_buckets=4)
-        (logp * mask[:, prompt_width:]).sum().backward()
+        (logp * cmask).sum().backward()
         model.zero_grad(set_to_none=True)
 
     return sample, train_pass
@@ -92,8 +84,9 @@ def overlapped(args, sample, train_pass, processes: bool) -> tuple[float, float,
     process, or with the sampler in a process of its own."""
     torch.set_num_threads(1)
     if processes:
-        conn, child_end = mp.get_context("spawn").Pipe()
-        child = mp.get_context("spawn").Process(target=sampler_process, args=(args, child_end))
+        spawn = mp.get_context("spawn")
+        conn, child_end = spawn.Pipe()
+        child = spawn.Process(target=sampler_process, args=(args, child_end))
         child.start()
 
     def in_thread(fn, seconds: list) -> threading.Thread:

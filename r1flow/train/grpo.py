@@ -61,6 +61,26 @@ class Rollout:
         return dict(self.__dict__)
 
 
+def rollout_tensors(tok, prompts: list[str], flat: list[Completion], group_size: int, mask_truncated: bool):
+    """(input_ids, attention_mask, prompt width, loss mask) of a rollout: the left-padded prompts, one
+    row per completion (``flat`` holds each prompt's ``group_size`` completions in turn), then the
+    right-padded completions; a truncated completion is masked out of the loss when ``mask_truncated``."""
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.repeat_interleave(group_size, dim=0) for k, v in enc.items()}  # one row per completion
+    width = max(1, max(c.length for c in flat))
+    comp = torch.full((len(flat), width), tok.pad_token_id, dtype=torch.long)
+    comp_attn = torch.zeros((len(flat), width), dtype=torch.long)
+    cmask = torch.zeros((len(flat), width), dtype=torch.float32)
+    for i, c in enumerate(flat):
+        comp[i, : c.length] = torch.tensor(c.token_ids, dtype=torch.long)
+        comp_attn[i, : c.length] = 1
+        if not (mask_truncated and c.truncated):
+            cmask[i, : c.length] = 1.0
+    return (torch.cat([enc["input_ids"], comp], dim=1), torch.cat([enc["attention_mask"], comp_attn], dim=1),
+            enc["input_ids"].shape[1], cmask)
+
+
 class GRPOModule(ShardedModule):
     def __init__(self, policy, tokenizer, gcfg: GRPOConfig, items: list[dict], prompts: list[str], generator,
                  seed: int = 0, general_items: list[dict] = (), general_prompts: list[str] = (),
@@ -175,29 +195,15 @@ class GRPOModule(ShardedModule):
         return idx, groups, t_gen
 
     def _tensors(self, idx: list[int], flat: list[Completion]):
-        """(input_ids, attention_mask, prompt width, loss mask, active tokens across ranks): left-padded
-        prompts, one row per completion, then the right-padded completions."""
-        g, G = self.g, self.g.group_size
-        self.tok.padding_side = "left"
-        enc = self.tok([self.prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.repeat_interleave(G, dim=0) for k, v in enc.items()}  # one row per completion
-        width = max(1, max(c.length for c in flat))
-        comp = torch.full((len(flat), width), self.tok.pad_token_id, dtype=torch.long)
-        comp_attn = torch.zeros((len(flat), width), dtype=torch.long)
-        cmask = torch.zeros((len(flat), width), dtype=torch.float32)
-        for i, c in enumerate(flat):
-            comp[i, : c.length] = torch.tensor(c.token_ids, dtype=torch.long)
-            comp_attn[i, : c.length] = 1
-            if not (g.mask_truncated and c.truncated):
-                cmask[i, : c.length] = 1.0
-        input_ids = torch.cat([enc["input_ids"], comp], dim=1).to(self.device)
-        attention_mask = torch.cat([enc["attention_mask"], comp_attn], dim=1).to(self.device)
-        cmask = cmask.to(self.device)
+        """``rollout_tensors`` of the rollout on the policy's device, and its active tokens across ranks."""
+        input_ids, attention_mask, width, cmask = rollout_tensors(self.tok, [self.prompts[i] for i in idx], flat,
+                                                                  self.g.group_size, self.g.mask_truncated)
+        input_ids, attention_mask, cmask = input_ids.to(self.device), attention_mask.to(self.device), cmask.to(self.device)
         active = cmask.sum()
         if self.trainer.world_size > 1:
             active = self.trainer.strategy.reduce(active, reduce_op="sum")
         total_active = float(active) / self.trainer.world_size  # DDP averages gradients over ranks
-        return input_ids, attention_mask, enc["input_ids"].shape[1], cmask, total_active
+        return input_ids, attention_mask, width, cmask, total_active
 
     def _cached_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int):
         """The reference model's log-probs (when beta > 0) and pi_old's (when a rollout serves
