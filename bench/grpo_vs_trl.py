@@ -2,7 +2,7 @@
 
     pip install -e '.[bench]'        # TRL is a benchmark-only extra
     python bench/grpo_vs_trl.py [--repeats 3] [--steps 12] [--prompts 16] [--group 8] [--max-new-tokens 64]
-                                [--beta 0.04] [--template chat|r1_zero]
+                                [--beta 0.04] [--template chat|r1_zero] [--variant NAME ...]
                                 [--checkpoint results/tiny/cold_start_sft/model --questions results/tiny/data/train.jsonl]
 
 Every variant trains the same tiny Qwen2 (same weights: freshly built, or ``--checkpoint``), on
@@ -11,7 +11,8 @@ step per rollout and the accuracy reward of the task's verifier. The variants: o
 (the ``sdpa_gqa`` attention kernel, ``shared_prompt_forward``, rollouts that drop finished
 samples, log-prob passes in ``length_buckets``), ours with rollouts by transformers' ``generate``,
 ours without the shared prompt forward, ours with full-width log-prob passes, ours with all four
-off (the code before them), TRL as it comes (transformers' ``sdpa``) and TRL
+off (the code before them), ours one step off-policy (``async_rollout``: the next rollout sampled in
+a process of its own on one core while the trainer updates on the other), TRL as it comes (transformers' ``sdpa``) and TRL
 given our attention kernel. A freshly built policy's samples all run to the token limit; a trained
 one's (``--checkpoint``: e.g. the tiny world's cold start, the start of reasoning RL) end at
 different lengths, as in a real run. Each run is a subprocess of its own (so peak RSS is its own),
@@ -36,14 +37,15 @@ from pathlib import Path
 import torch
 
 VARIANTS = {  # name -> (trainer, attention kernel, shared prompt forward, rollouts dropping finished samples,
-    #                 length buckets of the log-prob passes)
-    "ours": ("ours", "sdpa_gqa", True, True, 4),
-    "ours, generate": ("ours", "sdpa_gqa", True, False, 4),
-    "ours, unshared prompts": ("ours", "sdpa_gqa", False, True, 4),
-    "ours, full-width passes": ("ours", "sdpa_gqa", True, True, 1),
-    "ours, all four off": ("ours", "sdpa", False, False, 1),
-    "TRL": ("trl", "sdpa", None, None, None),
-    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None, None, None),
+    #                 length buckets of the log-prob passes, one step off-policy)
+    "ours": ("ours", "sdpa_gqa", True, True, 4, False),
+    "ours, one step off-policy": ("ours", "sdpa_gqa", True, True, 4, True),
+    "ours, generate": ("ours", "sdpa_gqa", True, False, 4, False),
+    "ours, unshared prompts": ("ours", "sdpa_gqa", False, True, 4, False),
+    "ours, full-width passes": ("ours", "sdpa_gqa", True, True, 1, False),
+    "ours, all four off": ("ours", "sdpa", False, False, 1, False),
+    "TRL": ("trl", "sdpa", None, None, None, None),
+    "TRL, sdpa_gqa": ("trl", "sdpa_gqa", None, None, None, None),
 }
 
 
@@ -73,7 +75,8 @@ def prompt_of(tok, args, question: str) -> str:
     return render_prompt(tok, question, args.template)
 
 
-def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True, buckets: int = 4) -> dict:
+def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: bool = True, buckets: int = 4,
+             off_policy: bool = False) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
     from torch.utils.data import DataLoader
@@ -84,7 +87,7 @@ def run_ours(args, attn: str = "sdpa_gqa", shared: bool = True, drop_finished: b
     cfg, items, tok, model = setup(args)
     model.config._attn_implementation = attn
     g = cfg.reasoning_rl
-    g.shared_prompt_forward, g.length_buckets = shared, buckets
+    g.shared_prompt_forward, g.length_buckets, g.async_rollout = shared, buckets, off_policy
     g.generation_batch_size = g.mini_batch_size = args.prompts * args.group
     g.group_size, g.mu, g.beta, g.max_new_tokens = args.group, 1, args.beta, args.max_new_tokens
     g.temperature, g.rewards = 1.0, {"accuracy": 1.0}
@@ -166,9 +169,11 @@ def run_trl(args, attn: str = "sdpa") -> dict:
 
 
 def child(variant: str, args) -> None:
-    trainer, attn, shared, drop, buckets = VARIANTS[variant]
-    out = run_ours(args, attn, shared, drop, buckets) if trainer == "ours" else run_trl(args, attn)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    trainer, attn, shared, drop, buckets, off_policy = VARIANTS[variant]
+    out = run_ours(args, attn, shared, drop, buckets, off_policy) if trainer == "ours" else run_trl(args, attn)
+    # with a sampler process (off-policy), its peak is added: an upper bound of the two at once
+    out["peak_rss_mb"] = sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF,
+                                                                         resource.RUSAGE_CHILDREN)) / 1024
     print("RESULT " + json.dumps(out))
 
 
@@ -195,7 +200,7 @@ def add_rollout_args(ap: argparse.ArgumentParser) -> None:
 
 def run_child(variant: str, args) -> tuple[float, float, float] | str:
     cmd = [sys.executable, __file__, "--child", variant] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "repeats") and v is not None]
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "repeats", "variants") and v is not None]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -210,14 +215,17 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     add_rollout_args(ap)
+    ap.add_argument("--variant", action="append", choices=list(VARIANTS), dest="variants",
+                    help="run this variant (repeatable; default: all); TRL always runs")
     ap.add_argument("--child", choices=list(VARIANTS))
     args = ap.parse_args()
     if args.child:
         child(args.child, args)
         return
-    runs: dict[str, list] = {v: [] for v in VARIANTS}
+    chosen = set(args.variants or VARIANTS) | {"TRL"}
+    runs: dict[str, list] = {v: [] for v in VARIANTS if v in chosen}
     for r in range(args.repeats):
-        for variant in VARIANTS:  # the variants take turns: drift in the machine's speed hits all alike
+        for variant in runs:  # the variants take turns: drift in the machine's speed hits all alike
             res = run_child(variant, args)
             if isinstance(res, str):
                 raise SystemExit(f"{variant} failed:\n{res}")

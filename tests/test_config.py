@@ -87,10 +87,13 @@ def test_schema_rejects_unknown_keys_wrong_types_and_choices(override, exc):
     ("distill.general_frac=1.0", "distill.general_frac"),
     ("distill_data.n=0", "distill_data"),
     ("reasoning_rl.generation_batch_size=100", "reasoning_rl.generation_batch_size"),
+    (["reasoning_rl.async_rollout=true", "reasoning_rl.dynamic_sampling=true"], "reasoning_rl.async_rollout"),
+    (["r1_zero.async_rollout=true", "r1_zero.rollout.backend=vllm"], "r1_zero.async_rollout"),
+    (["all_scenario_rl.async_rollout=true", "trainer.devices=2", "trainer.strategy=ddp"], "all_scenario_rl.async_rollout"),
 ])
 def test_semantic_validation_names_the_key(override, key):
     with pytest.raises(ValueError, match=key):
-        validate(compose([override]))
+        validate(compose(override if isinstance(override, list) else [override]))
 
 
 @pytest.mark.parametrize("override, says", [

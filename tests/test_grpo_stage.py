@@ -62,17 +62,19 @@ def learned(history: list[dict]) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["reasoning_rl.async_rollout=true"]], ids=["on-policy", "one step off-policy"])
+def test_killed_grpo_stage_resumes_exactly(smoke_world, tmp_path, mode):
     """With its periodic validation checks and sample tables on, a GRPO stage killed after a checkpoint
     resumes to the uninterrupted run's weights and logs the same numbers at every step, into the
-    same MLflow run."""
+    same MLflow run; one step off-policy too (the rollout sampled ahead is in the checkpoint)."""
     from mlflow.tracking import MlflowClient
 
     ref, out = tmp_path / "uninterrupted", tmp_path / "killed"
-    run_stage("reasoning_rl", *grpo_args(smoke_world, ref), *LONG)
-    kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out), *LONG)
+    args = [*LONG, *mode]
+    run_stage("reasoning_rl", *grpo_args(smoke_world, ref), *args)
+    kill_after_checkpoint("reasoning_rl", out, *grpo_args(smoke_world, out), *args)
     killed_run = (out / ATTEMPT / "ckpt" / "run_id").read_text()
-    rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out), *LONG)
+    rerun = run_stage("reasoning_rl", *grpo_args(smoke_world, out), *args)
     assert "resuming from" in rerun.stdout + rerun.stderr
     done, ref_done = (json.loads((d / "done.json").read_text()) for d in (out, ref))
     assert done["steps"] == 40 and done["run_id"] == killed_run

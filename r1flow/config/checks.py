@@ -120,6 +120,9 @@ def _processes(cfg: DictConfig) -> None:
                               "processes (trainer.devices x trainer.num_nodes); the batch size is global")
     for name in sections_of(cfg, GRPOConfig):
         g = cfg[name]
+        if g.async_rollout:
+            raise ConfigError(f"{name}.async_rollout", f"the asynchronous sampler serves one process, not {ranks} "
+                              "(trainer.devices x trainer.num_nodes)")
         if (g.generation_batch_size // g.group_size) % ranks or g.mini_batch_size % ranks:
             raise ConfigError(name, f"the prompts of a rollout ({g.generation_batch_size // g.group_size}) and "
                               f"mini_batch_size ({g.mini_batch_size}) must split over {ranks} processes")
@@ -225,5 +228,10 @@ def validate_grpo(g: DictConfig, name: str) -> None:
     if not 0 <= g.general_prompt_frac <= 1 or g.general_last_steps < 0:
         raise ConfigError(f"{name}.general_prompt_frac",
                           "needs 0 <= general_prompt_frac <= 1 and general_last_steps >= 0")
+    if g.async_rollout and (g.rollout.backend != "hf" or not g.rollout.hf_drop_finished or g.dynamic_sampling
+                            or g.async_sampler_threads < 1):
+        raise ConfigError(f"{name}.async_rollout", "the asynchronous sampler is the hf backend's decode loop "
+                          "(rollout.backend=hf, rollout.hf_drop_finished=true), samples one rollout ahead "
+                          "(dynamic_sampling=false) on async_sampler_threads >= 1")
     if g.general_prompt_frac > 0 and g.general_last_steps > 0 and not g.general_rewards:
         raise ConfigError(f"{name}.general_rewards", "general prompts need rewards of their own (e.g. format)")

@@ -85,6 +85,13 @@ class GRPOConfig:
                                "equal row count, each as wide as its longest completion (1: every row as wide as "
                                "the batch's longest): the same log-probs and gradients, less padding computed "
                                "(bench/grpo_vs_trl.py).")
+    async_rollout: bool = knob(False, "One step off-policy: a sampler process samples the next rollout with the "
+                               "weights of one update ago while the trainer updates on the current one; the loss's "
+                               "ratio is taken against the sampler's log-probs (r1flow/train/async_rollout.py). hf "
+                               "backend with hf_drop_finished, one process, no dynamic sampling.")
+    async_sampler_threads: int = knob(1, "async_rollout: torch threads of the sampler process, taken from "
+                                      "trainer.num_threads; the trainer keeps at least one (so a 1-thread job "
+                                      "runs 2).")
     eval_every: int = knob(50, "Steps between pass@1 checks on validation prompts (0: never); also the sweep "
                                    "objective.")
     eval_prompts: int = knob(128, "Validation prompts of each check.")

@@ -31,6 +31,7 @@ class Completion:
     text: str  # decoded response, its stop token excluded
     token_ids: list[int]  # response tokens, the stop token included when present
     truncated: bool  # no stop token within max_new_tokens
+    logprobs: list[float] | None = None  # each token's log-probability under the sampler (logprobs=True)
 
     @property
     def length(self) -> int:
@@ -45,13 +46,14 @@ class SamplingParams:
     max_new_tokens: int = 96
 
 
-def finish(tokenizer, ids: list[int], stop_ids: list[int]) -> Completion:
+def finish(tokenizer, ids: list[int], stop_ids: list[int], logprobs: list[float] | None = None) -> Completion:
     """One sampled sequence cut after its first stop token; without one it is truncated (it ran to
-    ``max_new_tokens``: no padding follows it)."""
+    ``max_new_tokens``: no padding follows it). ``logprobs``: one per token of ``ids``."""
     stop = next((j for j, t in enumerate(ids) if t in stop_ids), None)
     ids = ids[: stop + 1] if stop is not None else ids
     text = tokenizer.decode([t for t in ids if t not in stop_ids], skip_special_tokens=False)
-    return Completion(text=text, token_ids=ids, truncated=stop is None)
+    return Completion(text=text, token_ids=ids, truncated=stop is None,
+                      logprobs=None if logprobs is None else logprobs[: len(ids)])
 
 
 def sample_tokens(probs: torch.Tensor) -> torch.Tensor:
@@ -180,8 +182,13 @@ class HFGenerator:
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling") -> list[list[Completion]]:
-        """``n`` completions for each prompt, in prompt order."""
+    def generate(self, prompts: list[str], params: SamplingParams, desc: str = "sampling",
+                 logprobs: bool = False) -> list[list[Completion]]:
+        """``n`` completions for each prompt, in prompt order. ``logprobs``: each completion also holds
+        its tokens' log-probabilities at the sampling temperature, before top-p (the distribution
+        GRPO's loss computes), from the decode loop's own logits."""
+        if logprobs and not self.drop_finished:
+            raise ValueError("log-probs of the sampled tokens come from the decode loop (drop_finished=True)")
         tok, model = self.tok, self.model
         tok.padding_side = "left"
         was_training = model.training
@@ -193,9 +200,9 @@ class HFGenerator:
         for idx in tqdm(batches, desc=desc, disable=not self.progress, mininterval=2):
             enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = {k: v.to(model.device) for k, v in enc.items()}
-            new = self._decode(enc, params) if self.drop_finished else self._generate(enc, params)
+            new, lps = self._decode(enc, params, logprobs) if self.drop_finished else (self._generate(enc, params), None)
             for j, ids in enumerate(new):
-                results[idx[j // params.n]].append(finish(self.tok, ids, self.stop_ids))
+                results[idx[j // params.n]].append(finish(self.tok, ids, self.stop_ids, None if lps is None else lps[j]))
         model.train(was_training)
         return results
 
@@ -219,8 +226,9 @@ class HFGenerator:
         )
         return out[:, enc["input_ids"].shape[1] :].tolist()
 
-    def _decode(self, enc: dict, params: SamplingParams) -> list[list[int]]:
-        """Row ``p * n + j`` is sample j of prompt p: each row's tokens up to its first stop id."""
+    def _decode(self, enc: dict, params: SamplingParams, logprobs: bool = False):
+        """Row ``p * n + j`` is sample j of prompt p: each row's tokens up to its first stop id, and
+        their log-probabilities when ``logprobs`` (else None)."""
         model, n = self.model, params.n
         mask = enc["attention_mask"]
         cache = decode_cache(model, mask.shape[1] + params.max_new_tokens)
@@ -228,19 +236,24 @@ class HFGenerator:
                        past_key_values=cache, use_cache=True).logits[:, -1]
         cache.batch_repeat_interleave(n)
         logits, mask = logits.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
-        warp = LogitsProcessorList()
-        if params.temperature > 0:
-            warp += [TemperatureLogitsWarper(params.temperature)] + ([TopPWarper(params.top_p)] if params.top_p < 1 else [])
+        sampled = params.temperature > 0
+        temperature = LogitsProcessorList([TemperatureLogitsWarper(params.temperature)] if sampled else [])
+        top_p = LogitsProcessorList([TopPWarper(params.top_p)] if sampled and params.top_p < 1 else [])
         stop = torch.tensor(self.stop_ids, device=mask.device)
         out: list[list[int]] = [[] for _ in range(mask.shape[0])]
+        out_lp: list[list[float]] = [[] for _ in range(mask.shape[0])]
         rows = torch.arange(mask.shape[0])  # the batch's rows, as indices of ``out``
         done = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)  # stopped, still in the batch
         for step in range(params.max_new_tokens):
-            scores = warp(None, logits.float())
-            nxt = sample_tokens(scores.softmax(-1)) if params.temperature > 0 else scores.argmax(-1)
-            for r, t, d in zip(rows.tolist(), nxt.tolist(), done.tolist()):
+            scores = temperature(None, logits.float())
+            full = scores.log_softmax(-1) if logprobs else None  # before top-p: the loss's distribution
+            scores = top_p(None, scores)
+            nxt = sample_tokens(scores.softmax(-1)) if sampled else scores.argmax(-1)
+            lps = full.gather(1, nxt[:, None]).squeeze(1).tolist() if logprobs else [None] * len(nxt)
+            for r, t, d, lp in zip(rows.tolist(), nxt.tolist(), done.tolist(), lps):
                 if not d:
                     out[r].append(t)
+                    out_lp[r].append(lp)
             done |= torch.isin(nxt, stop)
             if done.all() or step == params.max_new_tokens - 1:
                 break
@@ -251,7 +264,7 @@ class HFGenerator:
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=mask.sum(1, keepdim=True) - 1,
                            past_key_values=cache, use_cache=True).logits[:, -1]
-        return out
+        return out, out_lp if logprobs else None
 
 
 class VLLMGenerator:

@@ -8,8 +8,11 @@ between consume that rollout mini-batch by mini-batch. With μ = 1 and one mini-
 current policy, so the ratio is exactly 1 and the clipped loss is 0 at every step while its
 gradient is not: watch ``reward`` and ``kl``, not ``loss``.
 
+With ``async_rollout`` the rollouts come from a sampler process one update behind the trainer
+(r1flow/train/async_rollout.py), and π_old is the policy that sampled them.
+
 Checkpoints carry the reference model, optimizer, step, RNG states, prompt cursor and the current
-rollout, so a killed stage resumes where it stopped.
+rollout (and the next one, sampled ahead), so a killed stage resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import copy
 import functools
 import random
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ import torch
 from r1flow.config.rl import GRPOConfig
 from r1flow.sampling.rewards import REFLECTIVE, combined_rewards
 from r1flow.sampling.rollout import Completion, SamplingParams
+from r1flow.train.async_rollout import AsyncSampler
 from r1flow.train.grpo_loss import (
     aggregate_loss,
     completion_logprobs,
@@ -34,51 +37,16 @@ from r1flow.train.grpo_loss import (
     per_token_loss,
     zero_std_groups,
 )
+from r1flow.train.grpo_rollout import (
+    Rollout,
+    frozen_logprobs,
+    prompt_sharing,
+    reference_logprobs,
+    rollout_tensors,
+    sampled_logprobs,
+)
 from r1flow.train.sft import adamw_with_schedule
 from r1flow.train.sharding import ShardedModule, unsharded
-
-
-@dataclass
-class Rollout:
-    """One generation batch, as tensors ready for the loss."""
-
-    input_ids: torch.Tensor  # (B, P + C): left-padded prompts, right-padded completions
-    attention_mask: torch.Tensor
-    prompt_width: int
-    completion_mask: torch.Tensor  # (B, C) tokens that enter the loss
-    advantages: torch.Tensor  # (B,)
-    old_logp: torch.Tensor | None  # (B, C) π_old, when it differs from the current policy
-    ref_logp: torch.Tensor | None  # (B, C) reference model, when beta > 0
-    total_active_tokens: float  # across ranks (the dapo normaliser)
-
-    def slice(self, idx: slice) -> Rollout:
-        take = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Rollout(self.input_ids[idx], self.attention_mask[idx], self.prompt_width,
-                       self.completion_mask[idx], self.advantages[idx], take(self.old_logp),
-                       take(self.ref_logp), self.total_active_tokens)
-
-    def state(self) -> dict:
-        return dict(self.__dict__)
-
-
-def rollout_tensors(tok, prompts: list[str], flat: list[Completion], group_size: int, mask_truncated: bool):
-    """(input_ids, attention_mask, prompt width, loss mask) of a rollout: the left-padded prompts, one
-    row per completion (``flat`` holds each prompt's ``group_size`` completions in turn), then the
-    right-padded completions; a truncated completion is masked out of the loss when ``mask_truncated``."""
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.repeat_interleave(group_size, dim=0) for k, v in enc.items()}  # one row per completion
-    width = max(1, max(c.length for c in flat))
-    comp = torch.full((len(flat), width), tok.pad_token_id, dtype=torch.long)
-    comp_attn = torch.zeros((len(flat), width), dtype=torch.long)
-    cmask = torch.zeros((len(flat), width), dtype=torch.float32)
-    for i, c in enumerate(flat):
-        comp[i, : c.length] = torch.tensor(c.token_ids, dtype=torch.long)
-        comp_attn[i, : c.length] = 1
-        if not (mask_truncated and c.truncated):
-            cmask[i, : c.length] = 1.0
-    return (torch.cat([enc["input_ids"], comp], dim=1), torch.cat([enc["attention_mask"], comp_attn], dim=1),
-            enc["input_ids"].shape[1], cmask)
 
 
 class GRPOModule(ShardedModule):
@@ -103,6 +71,10 @@ class GRPOModule(ShardedModule):
         self.steps_per_rollout = gcfg.mu * self.n_mini
         self.cursors = {"reasoning": 0, "general": 0}  # positions in the prompt streams
         self.rollout: Rollout | None = None
+        self.sampler: AsyncSampler | None = None  # async_rollout: the sampler process, started on the first step
+        self.next_rollout: Rollout | None = None  # async_rollout: sampled ahead, taken over from a checkpoint
+        self._requested: list[int] = []  # async_rollout: the prompts of the pending request
+        self._ref_reset = False  # async_rollout: the reference was reset since the last request
         self.rollout_stats: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.history: list[dict] = []  # per-step scalars, for plots
@@ -130,22 +102,28 @@ class GRPOModule(ShardedModule):
         random.Random(self.seed * 7919 + epoch + (104729 if pool == "general" else 0)).shuffle(order)
         return order
 
-    def general_share(self) -> float:
-        """Share of a rollout's prompts that are general ones at this step (all-scenario RL)."""
+    def general_share(self, step: int | None = None) -> float:
+        """Share of a rollout's prompts that are general ones at ``step`` (default: this one; all-scenario RL)."""
         g = self.g
-        late = self.global_step >= self.trainer.max_steps - g.general_last_steps
+        late = (self.global_step if step is None else step) >= self.trainer.max_steps - g.general_last_steps
         return g.general_prompt_frac if len(self.pools["general"]) and g.general_last_steps and late else 0.0
 
     # ------------------------------------------------------------------ rollout
+    def _prompt_indices(self, n_prompts: int, step: int) -> list[int]:
+        """This rank's prompts of the next rollout, to be trained on at ``step``."""
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        n_general = round(n_prompts * self.general_share(step))
+        return (self._next_prompts((n_prompts - n_general) * world)[rank::world]
+                + self._next_prompts(n_general * world, "general")[rank::world])
+
+    def _sampling_params(self) -> SamplingParams:
+        return SamplingParams(n=self.g.group_size, temperature=self.g.temperature, top_p=self.g.top_p,
+                              max_new_tokens=self.g.max_new_tokens)
+
     @torch.no_grad()
     def _sample_groups(self, n_prompts: int) -> tuple[list[int], list[list[Completion]]]:
-        world, rank = self.trainer.world_size, self.trainer.global_rank
-        n_general = round(n_prompts * self.general_share())
-        idx = (self._next_prompts((n_prompts - n_general) * world)[rank::world]
-               + self._next_prompts(n_general * world, "general")[rank::world])
-        params = SamplingParams(n=self.g.group_size, temperature=self.g.temperature, top_p=self.g.top_p,
-                                max_new_tokens=self.g.max_new_tokens)
-        return idx, self.generator.generate([self.prompts[i] for i in idx], params, desc="rollout")
+        idx = self._prompt_indices(n_prompts, self.global_step)
+        return idx, self.generator.generate([self.prompts[i] for i in idx], self._sampling_params(), desc="rollout")
 
     def _score(self, idx: list[int], groups: list[list[Completion]]):
         """Rewards of every completion: rule rewards for reasoning prompts, ``general_rewards`` (reward
@@ -208,26 +186,11 @@ class GRPOModule(ShardedModule):
     def _cached_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int):
         """The reference model's log-probs (when beta > 0) and pi_old's (when a rollout serves
         several steps), by mini-batch."""
-        g, n = self.g, input_ids.shape[0]
-        mb = g.mini_batch_size // self.trainer.world_size or n
-
-        def logprobs_of(model) -> torch.Tensor:
-            return torch.cat([
-                completion_logprobs(model, input_ids[s : s + mb], attention_mask[s : s + mb], prompt_width,
-                                    g.temperature, g.logprob_chunk_rows, group_size=self._sharing(mb),
-                                    length_buckets=g.length_buckets)[0]
-                for s in range(0, n, mb)
-            ])
-
-        ref_logp = logprobs_of(self.ref_model) if self.ref_model is not None else None
-        old_logp = logprobs_of(self.model) if self.steps_per_rollout > 1 else None
+        mb = self.g.mini_batch_size // self.trainer.world_size
+        of = lambda model: frozen_logprobs(model, input_ids, attention_mask, prompt_width, self.g, mb)  # noqa: E731
+        ref_logp = of(self.ref_model) if self.ref_model is not None else None
+        old_logp = of(self.model) if self.steps_per_rollout > 1 else None
         return ref_logp, old_logp
-
-    def _sharing(self, rows: int) -> int:
-        """The group size the log-prob passes share a prompt over: G when the passes' slices of ``rows``
-        rows hold whole groups (they start at multiples of ``rows``), else 1 (one pass per row)."""
-        G = self.g.group_size
-        return G if self.g.shared_prompt_forward and rows % G == 0 else 1
 
     def _record(self, idx, items, flat, rewards, advantages, parts, stats: dict) -> None:
         """The rollout's metrics (logged with the step) and its samples (the tables)."""
@@ -264,22 +227,71 @@ class GRPOModule(ShardedModule):
             idx, groups = self._sample_groups(n_prompts)
             t_gen = time.perf_counter() - t0
             flat, items, rewards, parts = self._score(idx, groups)
-            stats = {"frac_reward_zero_std": zero_std_groups(rewards, g.group_size).float().mean().item(),
-                     "general_prompt_share": self.general_share()}
+            stats = {"frac_reward_zero_std": zero_std_groups(rewards, g.group_size).float().mean().item()}
             if g.dynamic_sampling:
                 kept_idx, groups, t_more = self._refill(idx, groups, rewards, n_prompts, stats)
                 t_gen += t_more
                 if kept_idx is not idx:
                     idx = kept_idx
                     flat, items, rewards, parts = self._score(idx, groups)
-        advantages = group_advantages(rewards, g.group_size, g.scale_rewards)
+        return self._finish(idx, flat, items, rewards, parts, stats, t_gen)
+
+    def _finish(self, idx, flat, items, rewards, parts, stats: dict, t_gen: float, sampled=None) -> Rollout:
+        """The rollout's advantages, tensors and cached log-probs (the sampler's, when ``sampled``, the
+        reply of the asynchronous sampler), its metrics recorded."""
+        advantages = group_advantages(rewards, self.g.group_size, self.g.scale_rewards)
         input_ids, attention_mask, width, cmask, total_active = self._tensors(idx, flat)
         t1 = time.perf_counter()
-        ref_logp, old_logp = self._cached_logprobs(input_ids, attention_mask, width)
-        stats.update({"timing/gen": t_gen, "timing/ref": time.perf_counter() - t1})
+        if sampled is None:
+            ref_logp, old_logp = self._cached_logprobs(input_ids, attention_mask, width)
+            t_ref = time.perf_counter() - t1
+        else:
+            ref_logp, t_ref = sampled.ref_logp, sampled.seconds_ref
+            ref_logp = ref_logp.to(self.device) if ref_logp is not None else None
+            old_logp = sampled_logprobs(flat, cmask.shape[1]).to(self.device)
+        stats.update({"timing/gen": t_gen, "timing/ref": t_ref, "general_prompt_share": self.general_share()})
         self._record(idx, items, flat, rewards, advantages, parts, stats)
         return Rollout(input_ids, attention_mask, width, cmask, advantages.to(self.device), old_logp, ref_logp,
                        total_active)
+
+    # ------------------------------------------------------------------ one step off-policy
+    def _request(self, step: int) -> None:
+        """Ask the sampler for the rollout to be trained on at ``step``, with the weights as they are now."""
+        g = self.g
+        if self.sampler is None:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, self._threads - g.async_sampler_threads))  # the rest: the trainer's
+            sampler_pass = functools.partial(reference_logprobs, tok=self.tok, g=g)
+            self.sampler = AsyncSampler(self.model, self.ref_model, self.tok, sampler_pass, g.async_sampler_threads,
+                                        g.rollout.prompts_per_batch)
+        self._requested = self._prompt_indices(g.generation_batch_size // g.group_size, step)
+        self.sampler.request([self.prompts[i] for i in self._requested], self._sampling_params(),
+                             seed=self.seed * 1_000_003 + step, reset_ref=self._ref_reset)
+        self._ref_reset = False
+
+    @torch.no_grad()
+    def _receive(self) -> Rollout:
+        """The pending rollout, scored and tensorised."""
+        sampled = self.sampler.result()
+        flat, items, rewards, parts = self._score(self._requested, sampled.groups)
+        stats = {"frac_reward_zero_std": zero_std_groups(rewards, self.g.group_size).float().mean().item()}
+        return self._finish(self._requested, flat, items, rewards, parts, stats, sampled.seconds_gen, sampled)
+
+    def _take_async(self, step: int) -> Rollout:
+        """Rollout ``step``'s (sampled while the last update ran); the next one is asked for before training."""
+        if self.next_rollout is None and not (self.sampler and self.sampler.pending):
+            self._request(step)  # the first step, which waits for its rollout
+        rollout = self.next_rollout if self.next_rollout is not None else self._receive()
+        self.next_rollout = None
+        if step + self.steps_per_rollout < self.trainer.max_steps:
+            self._request(step + self.steps_per_rollout)
+        return rollout
+
+    def teardown(self, stage: str) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+            torch.set_num_threads(self._threads)
 
     # ------------------------------------------------------------------ update
     def training_step(self, batch, batch_idx):
@@ -287,7 +299,7 @@ class GRPOModule(ShardedModule):
         step = self.global_step
         t_start = time.perf_counter()
         if step % self.steps_per_rollout == 0 or self.rollout is None:
-            self.rollout = self.make_rollout()
+            self.rollout = self._take_async(step) if g.async_rollout else self.make_rollout()
         t_update = time.perf_counter()
         k = step % self.steps_per_rollout
         B = self.rollout.input_ids.shape[0]
@@ -296,7 +308,7 @@ class GRPOModule(ShardedModule):
 
         logp, entropy = completion_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_width,
                                             g.temperature, g.logprob_chunk_rows, with_entropy=True,
-                                            group_size=self._sharing(size), length_buckets=g.length_buckets)
+                                            group_size=prompt_sharing(g, size), length_buckets=g.length_buckets)
         old = mb.old_logp if mb.old_logp is not None else logp.detach()
         tok_loss, st = per_token_loss(logp, old, mb.advantages, mb.ref_logp, g.beta, g.eps_low, g.eps_high)
         loss = aggregate_loss(tok_loss, mb.completion_mask, g.loss_type, g.max_new_tokens,
@@ -310,6 +322,7 @@ class GRPOModule(ShardedModule):
         self.lr_schedulers().step()
         if g.ref_reset_every and self.ref_model is not None and (step + 1) % g.ref_reset_every == 0:
             self.ref_model.load_state_dict(self.model.state_dict())
+            self._ref_reset = True
 
         m = mb.completion_mask
         metrics = {
@@ -324,7 +337,9 @@ class GRPOModule(ShardedModule):
         }
         if k == 0:
             metrics.update(self.rollout_stats)
-            total = self.rollout_stats["timing/gen"] + self.rollout_stats["timing/ref"] + metrics["timing/update"]
+            # one step off-policy, sampling overlaps the update: the step's wall time is what it took
+            total = metrics["timing/step"] if g.async_rollout else (
+                self.rollout_stats["timing/gen"] + self.rollout_stats["timing/ref"] + metrics["timing/update"])
             metrics["tokens_per_s"] = self.rollout_stats["rollout/completion_tokens"] / max(total, 1e-9)
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=size)
         self.log("rollout_reward", self.rollout_stats["reward"], prog_bar=True, logger=False, batch_size=size)
@@ -340,6 +355,7 @@ class GRPOModule(ShardedModule):
             "cursors": self.cursors,
             "history": self.history,
             "rollout": self.rollout.state() if self.rollout is not None else None,
+            "next_rollout": self._sampled_ahead(),
             "rollout_stats": self.rollout_stats,
         }  # the random generators are r1flow/train/trainer.py's RandomStates
 
@@ -349,3 +365,10 @@ class GRPOModule(ShardedModule):
             return
         self.cursors, self.history, self.rollout_stats = dict(s["cursors"]), s["history"], s["rollout_stats"]
         self.rollout = Rollout(**s["rollout"]) if s["rollout"] else None
+        self.next_rollout = Rollout(**s["next_rollout"]) if s.get("next_rollout") else None
+
+    def _sampled_ahead(self) -> dict | None:
+        """async_rollout: the next rollout, waited for when still being sampled (what a resumed stage trains on)."""
+        if self.sampler is not None and self.sampler.pending:
+            self.next_rollout = self._receive()
+        return self.next_rollout.state() if self.next_rollout is not None else None

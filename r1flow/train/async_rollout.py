@@ -1,0 +1,135 @@
+"""One-step off-policy GRPO (``async_rollout``): the next rollout is sampled in a process of its own
+while the trainer updates the policy on the current one.
+
+The trainer and the sampler take turns by request and reply: when the trainer takes rollout k
+(sampled with the weights of one update ago), it copies its current weights into shared memory and
+asks for rollout k + 1, then trains on rollout k while the sampler samples. The sampler copies the
+weights before it samples, and the trainer writes them again only after the reply, so one buffer
+serves. The sampler returns each token's log-probability under the policy that sampled it (from its
+decode loop) and, when ``beta`` > 0, the reference model's: the loss's ratio is then taken against
+the policy that sampled, GRPO's clipped importance ratio, as veRL's and TRL's asynchronous modes do.
+The staleness is one update by construction. Each request carries its own seed, so a rollout's
+samples depend only on (seed, step) and the weights: a resumed stage draws what an uninterrupted one
+draws (the checkpoint holds the rollout already sampled for the next step).
+
+The sampler runs on the CPU threads the trainer leaves it (``async_sampler_threads``): on a 2-core
+machine a core each, which bench/rollout_training_overlap.py measured to pay only with the sampler
+in a process of its own (two threads of one process contend for the interpreter).
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing as mp
+import time
+import traceback
+from dataclasses import dataclass
+
+import torch
+
+from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
+
+
+@dataclass
+class Request:
+    prompts: list[str]
+    params: SamplingParams
+    seed: int  # the sampler's torch seed for this rollout
+    reset_ref: bool  # the reference model takes the policy's weights first (ref_reset_every)
+
+
+@dataclass
+class Sampled:
+    groups: list[list[Completion]]  # each completion with its tokens' log-probs (behaviour policy)
+    ref_logp: torch.Tensor | None  # (B, C) the reference model's, as ``RolloutTensors`` lays the rows out
+    seconds_gen: float
+    seconds_ref: float
+
+
+def _serve(conn, trainer_end, policy, ref_model, tok, shared: dict, logprobs_of, threads: int,
+           prompts_per_batch: int) -> None:
+    """The sampler process: one ``Sampled`` (or a traceback) per ``Request``, until None."""
+    trainer_end.close()  # a fork's copy: with it closed, the trainer's exit ends ``conn.recv``
+    torch.set_num_threads(threads)
+    generator = HFGenerator(policy, tok, prompts_per_batch=prompts_per_batch, progress=False)
+    params_of = dict(policy.named_parameters()) | dict(policy.named_buffers())
+    while (req := _next_request(conn)) is not None:
+        try:
+            with torch.no_grad():
+                for name, value in shared.items():
+                    params_of[name].copy_(value)
+                if req.reset_ref and ref_model is not None:
+                    ref_model.load_state_dict(policy.state_dict())
+            torch.manual_seed(req.seed)
+            t0 = time.perf_counter()
+            groups = generator.generate(req.prompts, req.params, logprobs=True)
+            t1 = time.perf_counter()
+            ref_logp = logprobs_of(ref_model, req.prompts, groups) if ref_model is not None else None
+            conn.send(Sampled(groups, ref_logp, t1 - t0, time.perf_counter() - t1))
+        except Exception:  # noqa: BLE001 (the trainer raises it, with this traceback)
+            conn.send(traceback.format_exc())
+
+
+def _next_request(conn) -> Request | None:
+    """The next request; None at the end, or when the trainer is gone (killed: the sampler ends too)."""
+    try:
+        return conn.recv()
+    except EOFError:
+        return None
+
+
+class AsyncSampler:
+    """The trainer's side: a sampler process over copies of the policy and reference model.
+
+    ``logprobs_of(model, prompts, groups)`` is the reference pass the sampler runs on a reply's
+    rows (a picklable callable). The process is started on CPU by fork (no second import of torch
+    and the model code; it uses ``threads`` torch threads), with CUDA by spawn."""
+
+    def __init__(self, policy, ref_model, tok, logprobs_of, threads: int, prompts_per_batch: int):
+        self.policy = policy
+        names = dict(policy.named_parameters()) | dict(policy.named_buffers())
+        self.shared = {name: t.detach().clone().share_memory_() for name, t in names.items()}
+        on_cpu = next(policy.parameters()).device.type == "cpu"
+        ctx = mp.get_context("fork" if on_cpu else "spawn")
+        self.conn, child = ctx.Pipe()
+        sampler_ref = copy.deepcopy(ref_model) if ref_model is not None else None
+        self.process = ctx.Process(target=_serve, daemon=True, name="r1flow-sampler",
+                                   args=(child, self.conn, copy.deepcopy(policy).eval(), sampler_ref, tok, self.shared,
+                                         logprobs_of, threads, prompts_per_batch))
+        self.process.start()
+        child.close()
+        self.pending = False
+
+    def request(self, prompts: list[str], params: SamplingParams, seed: int, reset_ref: bool = False) -> None:
+        """Sample ``prompts`` with the policy's weights as they are now."""
+        if self.pending:
+            raise RuntimeError("one rollout at a time: take the pending one first")
+        with torch.no_grad():
+            names = dict(self.policy.named_parameters()) | dict(self.policy.named_buffers())
+            for name, buf in self.shared.items():
+                buf.copy_(names[name].detach())
+        self.conn.send(Request(prompts, params, seed, reset_ref))
+        self.pending = True
+
+    def result(self) -> Sampled:
+        """The pending rollout, once sampled."""
+        try:
+            reply = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the sampler process died (exit code {self.process.exitcode})") from None
+        self.pending = False
+        if isinstance(reply, str):
+            self.close()
+            raise RuntimeError(f"the sampler process failed:\n{reply}")
+        return reply
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+        self.conn.close()
