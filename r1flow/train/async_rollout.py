@@ -20,12 +20,12 @@ in a process of its own (two threads of one process contend for the interpreter)
 from __future__ import annotations
 
 import copy
-import multiprocessing as mp
 import time
 import traceback
 from dataclasses import dataclass
 
 import torch
+import torch.multiprocessing as mp
 
 from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
 
@@ -49,7 +49,8 @@ class Sampled:
 def _serve(conn, trainer_end, policy, ref_model, tok, shared: dict, logprobs_of, threads: int,
            prompts_per_batch: int) -> None:
     """The sampler process: one ``Sampled`` (or a traceback) per ``Request``, until None."""
-    trainer_end.close()  # a fork's copy: with it closed, the trainer's exit ends ``conn.recv``
+    trainer_end.close()  # the child's copy: with it closed, the trainer's exit ends ``conn.recv``
+    import r1flow.harness.models  # noqa: F401 (registers the sdpa_gqa attention kernel a model may name)
     torch.set_num_threads(threads)
     generator = HFGenerator(policy, tok, prompts_per_batch=prompts_per_batch, progress=False)
     params_of = dict(policy.named_parameters()) | dict(policy.named_buffers())
@@ -82,15 +83,17 @@ class AsyncSampler:
     """The trainer's side: a sampler process over copies of the policy and reference model.
 
     ``logprobs_of(model, prompts, groups)`` is the reference pass the sampler runs on a reply's
-    rows (a picklable callable). The process is started on CPU by fork (no second import of torch
-    and the model code; it uses ``threads`` torch threads), with CUDA by spawn."""
+    rows (a picklable callable). The process is spawned (a new interpreter: a few seconds of imports,
+    once per stage), not forked: a fork of a process whose OpenMP threads have run can hang in its
+    first parallel operator (seen here: a forked sampler stuck on a futex in the rotary embedding's
+    matmul), and CUDA cannot be forked at all. The copies of the models reach it through shared
+    memory; it uses ``threads`` torch threads."""
 
     def __init__(self, policy, ref_model, tok, logprobs_of, threads: int, prompts_per_batch: int):
         self.policy = policy
         names = dict(policy.named_parameters()) | dict(policy.named_buffers())
         self.shared = {name: t.detach().clone().share_memory_() for name, t in names.items()}
-        on_cpu = next(policy.parameters()).device.type == "cpu"
-        ctx = mp.get_context("fork" if on_cpu else "spawn")
+        ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         sampler_ref = copy.deepcopy(ref_model) if ref_model is not None else None
         self.process = ctx.Process(target=_serve, daemon=True, name="r1flow-sampler",

@@ -85,6 +85,8 @@ class GRPOModule(ShardedModule):
             model = getattr(scorer, "model", None)  # a RewardScorer; a plain function scores where it likes
             if isinstance(model, torch.nn.Module):
                 model.to(self.device)
+        if self.g.async_rollout:  # its new interpreter imports while the first validation check runs
+            self._start_sampler()
 
     # ------------------------------------------------------------------ prompts
     def _next_prompts(self, n: int, pool: str = "reasoning") -> list[int]:
@@ -259,15 +261,20 @@ class GRPOModule(ShardedModule):
         """Ask the sampler for the rollout to be trained on at ``step``, with the weights as they are now."""
         g = self.g
         if self.sampler is None:
-            self._threads = torch.get_num_threads()
-            torch.set_num_threads(max(1, self._threads - g.async_sampler_threads))  # the rest: the trainer's
-            sampler_pass = functools.partial(reference_logprobs, tok=self.tok, g=g)
-            self.sampler = AsyncSampler(self.model, self.ref_model, self.tok, sampler_pass, g.async_sampler_threads,
-                                        g.rollout.prompts_per_batch)
+            self._start_sampler()
         self._requested = self._prompt_indices(g.generation_batch_size // g.group_size, step)
         self.sampler.request([self.prompts[i] for i in self._requested], self._sampling_params(),
                              seed=self.seed * 1_000_003 + step, reset_ref=self._ref_reset)
         self._ref_reset = False
+
+    def _start_sampler(self) -> None:
+        """The sampler process, over copies of the policy and reference as they are (restored, on a resume)."""
+        g = self.g
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, self._threads - g.async_sampler_threads))  # the rest: the trainer's
+        sampler_pass = functools.partial(reference_logprobs, tok=self.tok, g=g)
+        self.sampler = AsyncSampler(self.model, self.ref_model, self.tok, sampler_pass, g.async_sampler_threads,
+                                    g.rollout.prompts_per_batch)
 
     @torch.no_grad()
     def _receive(self) -> Rollout:
