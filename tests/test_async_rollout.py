@@ -58,8 +58,9 @@ def test_the_decode_loops_logprobs_of_its_samples_are_the_loss_passes(tiny, top_
     assert max(c.length for c in flat) > 3
 
 
-def grpo_config(steps: int, beta: float = 0.04):
-    g = compose(["experiment=smoke", f"reasoning_rl.beta={beta}", "reasoning_rl.optim.lr=1e-2",
+def grpo_config(steps: int):
+    """Off-policy GRPO of 2 prompts x 4 completions of <= 10 tokens per step, with a reference model (beta > 0)."""
+    g = compose(["experiment=smoke", "reasoning_rl.beta=0.04", "reasoning_rl.optim.lr=1e-2",
                  "reasoning_rl.generation_batch_size=8", "reasoning_rl.mini_batch_size=8", "reasoning_rl.group_size=4",
                  "reasoning_rl.optim.warmup_steps=0", "reasoning_rl.max_new_tokens=10", "reasoning_rl.temperature=1.0",
                  "reasoning_rl.async_rollout=true", f"reasoning_rl.max_steps={steps}"]).reasoning_rl

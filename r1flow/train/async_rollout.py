@@ -6,8 +6,8 @@ The trainer and the sampler take turns by request and reply: when the trainer ta
 asks for rollout k + 1, then trains on rollout k while the sampler samples. The sampler copies the
 weights before it samples, and the trainer writes them again only after the reply, so one buffer
 serves. The sampler returns each token's log-probability under the policy that sampled it (from its
-decode loop) and, when ``beta`` > 0, the reference model's: the loss's ratio is then taken against
-the policy that sampled, GRPO's clipped importance ratio, as veRL's and TRL's asynchronous modes do.
+decode loop) and, when ``beta`` > 0, the reference model's: the loss's clipped ratio is then taken
+against the policy that sampled (the behaviour policy), which is its importance-sampling correction.
 The staleness is one update by construction. Each request carries its own seed, so a rollout's
 samples depend only on (seed, step) and the weights: a resumed stage draws what an uninterrupted one
 draws (the checkpoint holds the rollout already sampled for the next step).
@@ -41,7 +41,7 @@ class Request:
 @dataclass
 class Sampled:
     groups: list[list[Completion]]  # each completion with its tokens' log-probs (behaviour policy)
-    ref_logp: torch.Tensor | None  # (B, C) the reference model's, as ``RolloutTensors`` lays the rows out
+    ref_logp: torch.Tensor | None  # (B, C) the reference model's, as ``rollout_tensors`` lays the rows out
     seconds_gen: float
     seconds_ref: float
 
