@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import torch
@@ -249,11 +250,12 @@ class HFGenerator:
             full = scores.log_softmax(-1) if logprobs else None  # before top-p: the loss's distribution
             scores = top_p(None, scores)
             nxt = sample_tokens(scores.softmax(-1)) if sampled else scores.argmax(-1)
-            lps = full.gather(1, nxt[:, None]).squeeze(1).tolist() if logprobs else [None] * len(nxt)
+            lps = full.gather(1, nxt[:, None]).squeeze(1).tolist() if logprobs else repeat(None)
             for r, t, d, lp in zip(rows.tolist(), nxt.tolist(), done.tolist(), lps):
                 if not d:
                     out[r].append(t)
-                    out_lp[r].append(lp)
+                    if logprobs:
+                        out_lp[r].append(lp)
             done |= torch.isin(nxt, stop)
             if done.all() or step == params.max_new_tokens - 1:
                 break

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.multiprocessing as mp
 
+import r1flow.harness.models  # noqa: F401 (registers the sdpa_gqa attention kernel a model may name)
 from r1flow.sampling.rollout import Completion, HFGenerator, SamplingParams
 
 
@@ -46,14 +47,16 @@ class Sampled:
     seconds_ref: float
 
 
-def _serve(conn, trainer_end, policy, ref_model, tok, shared: dict, logprobs_of, threads: int,
-           prompts_per_batch: int) -> None:
+def weights_of(model) -> dict[str, torch.Tensor]:
+    """A model's parameters and buffers by name: what the sampler's copy takes from the trainer's."""
+    return dict(model.named_parameters()) | dict(model.named_buffers())
+
+
+def _serve(conn, policy, ref_model, tok, shared: dict, logprobs_of, threads: int, prompts_per_batch: int) -> None:
     """The sampler process: one ``Sampled`` (or a traceback) per ``Request``, until None."""
-    trainer_end.close()  # the child's copy: with it closed, the trainer's exit ends ``conn.recv``
-    import r1flow.harness.models  # noqa: F401 (registers the sdpa_gqa attention kernel a model may name)
     torch.set_num_threads(threads)
     generator = HFGenerator(policy, tok, prompts_per_batch=prompts_per_batch, progress=False)
-    params_of = dict(policy.named_parameters()) | dict(policy.named_buffers())
+    params_of = weights_of(policy)
     while (req := _next_request(conn)) is not None:
         try:
             with torch.no_grad():
@@ -72,7 +75,8 @@ def _serve(conn, trainer_end, policy, ref_model, tok, shared: dict, logprobs_of,
 
 
 def _next_request(conn) -> Request | None:
-    """The next request; None at the end, or when the trainer is gone (killed: the sampler ends too)."""
+    """The next request; None at the end, or when the trainer is gone (killed: the spawned sampler holds
+    no copy of the trainer's end of the pipe, so it reads end-of-file and ends too)."""
     try:
         return conn.recv()
     except EOFError:
@@ -90,14 +94,13 @@ class AsyncSampler:
     memory; it uses ``threads`` torch threads."""
 
     def __init__(self, policy, ref_model, tok, logprobs_of, threads: int, prompts_per_batch: int):
-        self.policy = policy
-        names = dict(policy.named_parameters()) | dict(policy.named_buffers())
-        self.shared = {name: t.detach().clone().share_memory_() for name, t in names.items()}
+        self.sources = weights_of(policy)  # the trainer's tensors, copied into ``shared`` at each request
+        self.shared = {name: t.detach().clone().share_memory_() for name, t in self.sources.items()}
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         sampler_ref = copy.deepcopy(ref_model) if ref_model is not None else None
         self.process = ctx.Process(target=_serve, daemon=True, name="r1flow-sampler",
-                                   args=(child, self.conn, copy.deepcopy(policy).eval(), sampler_ref, tok, self.shared,
+                                   args=(child, copy.deepcopy(policy).eval(), sampler_ref, tok, self.shared,
                                          logprobs_of, threads, prompts_per_batch))
         self.process.start()
         child.close()
@@ -108,9 +111,8 @@ class AsyncSampler:
         if self.pending:
             raise RuntimeError("one rollout at a time: take the pending one first")
         with torch.no_grad():
-            names = dict(self.policy.named_parameters()) | dict(self.policy.named_buffers())
             for name, buf in self.shared.items():
-                buf.copy_(names[name].detach())
+                buf.copy_(self.sources[name])
         self.conn.send(Request(prompts, params, seed, reset_ref))
         self.pending = True
 

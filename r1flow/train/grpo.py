@@ -71,7 +71,7 @@ class GRPOModule(ShardedModule):
         self.steps_per_rollout = gcfg.mu * self.n_mini
         self.cursors = {"reasoning": 0, "general": 0}  # positions in the prompt streams
         self.rollout: Rollout | None = None
-        self.sampler: AsyncSampler | None = None  # async_rollout: the sampler process, started on the first step
+        self.sampler: AsyncSampler | None = None  # async_rollout: the sampler process, started when fit starts
         self.next_rollout: Rollout | None = None  # async_rollout: sampled ahead, taken over from a checkpoint
         self._requested: list[int] = []  # async_rollout: the prompts of the pending request
         self._ref_reset = False  # async_rollout: the reference was reset since the last request
@@ -260,8 +260,6 @@ class GRPOModule(ShardedModule):
     def _request(self, step: int) -> None:
         """Ask the sampler for the rollout to be trained on at ``step``, with the weights as they are now."""
         g = self.g
-        if self.sampler is None:
-            self._start_sampler()
         self._requested = self._prompt_indices(g.generation_batch_size // g.group_size, step)
         self.sampler.request([self.prompts[i] for i in self._requested], self._sampling_params(),
                              seed=self.seed * 1_000_003 + step, reset_ref=self._ref_reset)
